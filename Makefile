@@ -1,0 +1,52 @@
+# Two commands set everything up on a fresh machine with Python 3.11 and make:
+#   make run   - install into .venv and open the dashboard on built-in demo data
+#   make test  - install the test tools (and Debian's chromium for browser tests) and run the whole suite
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := .data/demo.parquet
+PORT ?= 8501
+
+.PHONY: run test lint install install-dev chromium demo-data serve clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+$(DEMO): | $(VENV)/.installed
+	$(BIN)/rfm demo-data --out $(DEMO)
+
+demo-data: $(DEMO)
+
+run: $(VENV)/.installed $(DEMO)
+	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+
+serve: $(VENV)/.installed
+	$(BIN)/rfm serve --model-dir models/$$(cat models/CURRENT)
+
+# Browser tests drive Debian's chromium; install it when missing (needs root, as on CI).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+test: $(VENV)/.installed-dev chromium lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache

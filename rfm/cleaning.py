@@ -1,0 +1,90 @@
+"""The cleaning report: what the rules dropped, what is left, and the revenue that remains."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import duckdb
+
+from rfm.engine import quote_identifier
+from rfm.query import cleaning_report_sql
+
+RULES: tuple[tuple[str, str], ...] = (
+    ("no_customer", "no customer id"),
+    ("incomplete", "no date or no quantity/price/amount"),
+    ("bad_price", "zero or negative price (zero amount)"),
+    ("duplicate", "exact duplicate of another line"),
+    ("stock_adjustment", "negative quantity outside a cancellation invoice"),
+    ("not_purchase_or_return", "zero quantity, or positive quantity on a cancellation invoice"),
+)
+
+
+@dataclass(frozen=True)
+class CleaningReport:
+    rows_read: int
+    no_customer: int
+    incomplete: int
+    bad_price: int
+    duplicate: int
+    stock_adjustment: int
+    not_purchase_or_return: int
+    purchase_lines: int
+    return_lines: int
+    customers: int
+    invoices: int
+    first_date: datetime | None
+    last_date: datetime | None
+    purchase_revenue: float
+    returned_revenue: float
+
+    @property
+    def rows_dropped(self) -> int:
+        return sum(getattr(self, name) for name, _ in RULES)
+
+    @property
+    def net_revenue(self) -> float:
+        return self.purchase_revenue + self.returned_revenue
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["first_date"] = self.first_date.isoformat() if self.first_date else None
+        data["last_date"] = self.last_date.isoformat() if self.last_date else None
+        data["rows_dropped"] = self.rows_dropped
+        data["net_revenue"] = round(self.net_revenue, 2)
+        return data
+
+    def format(self) -> str:
+        """The report as `rfm ingest` prints it."""
+        width = max(len(label) for _, label in RULES) + 12
+        rows: list[tuple[str, str]] = [("rows read", f"{self.rows_read:,}")]
+        rows += [(f"  dropped: {label}", f"{getattr(self, name):,}") for name, label in RULES]
+        rows += [
+            ("rows kept", f"{self.purchase_lines + self.return_lines:,}"),
+            ("  purchase lines", f"{self.purchase_lines:,}"),
+            ("  return lines", f"{self.return_lines:,}"),
+            ("customers", f"{self.customers:,}"),
+            ("invoices", f"{self.invoices:,}"),
+            ("date range", f"{_day(self.first_date)} to {_day(self.last_date)}"),
+            ("revenue (purchases)", f"{self.purchase_revenue:,.2f}"),
+            ("returns", f"{self.returned_revenue:,.2f}"),
+            ("net revenue", f"{self.net_revenue:,.2f}"),
+        ]
+        lines = [f"{label:<{width}}{value:>26}" for label, value in rows]
+        return "\n".join(lines)
+
+
+def cleaning_report(con: duckdb.DuckDBPyConnection, view: str) -> CleaningReport:
+    """Run the report query on a canonical view (see rfm.sources.load_source)."""
+    cursor = con.execute(cleaning_report_sql(quote_identifier(view)))
+    names = [d[0] for d in cursor.description]
+    row = cursor.fetchone()
+    assert row is not None
+    values = dict(zip(names, row, strict=True))
+    for key in ("purchase_revenue", "returned_revenue"):
+        values[key] = float(values[key] or 0.0)
+    return CleaningReport(**values)
+
+
+def _day(value: datetime | None) -> str:
+    return value.date().isoformat() if value else "-"

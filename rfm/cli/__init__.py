@@ -1,0 +1,44 @@
+"""The `rfm` command line: one sub-command module per job, errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rfm import __version__
+from rfm.errors import RfmError
+
+# Each module has `register(subparsers)`, adding its sub-commands with `set_defaults(func=...)`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "rfm.cli.data_commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rfm",
+        description="Retail customer segmentation: RFM tables, K-Means segments, model server.",
+    )
+    parser.add_argument("--version", action="version", version=f"rfm {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RfmError as exc:
+        print(f"rfm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rfm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

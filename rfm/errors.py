@@ -1,0 +1,18 @@
+"""User-facing errors: one clear line, no traceback.
+
+Everything the user can get wrong (a file, a column, a value, a model version) raises `RfmError`
+with a message naming the file, column, row and an example of the bad value. The CLI turns it into
+exit code 2, the dashboard into one error box, the server into a 4xx response.
+"""
+
+
+class RfmError(Exception):
+    """A problem with the user's input, explained in one line."""
+
+
+class DataError(RfmError):
+    """The transaction log cannot be read or does not hold what is expected."""
+
+
+class ModelError(RfmError):
+    """A model version is missing, corrupted, tampered with or cannot be trained."""

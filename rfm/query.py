@@ -1,0 +1,182 @@
+"""The RFM query, written once as SQL text (DuckDB dialect, portable to Athena/Trino via sqlglot).
+
+Pure functions that build SQL strings; nothing here touches a database. The cleaning rules, the
+returns policy, the snapshot date, the quintile scores and the R x F segment names all live in this
+one statement, so an engine (embedded DuckDB or Athena) computes the whole table where the data is.
+
+Conventions that make every engine agree:
+- recency is `date_diff('day', last purchase DATE, snapshot DATE)`: whole days on DATE values;
+- scores are 1 + floor(5 * (rank - 1) / customers), with RANK() so that tied customers get the same
+  score and nothing depends on row order; r_score ranks recency descending (recent = 5);
+- monetary is rounded to the cent (plus 0.0, which turns a -0.0 into 0.0).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from rfm.segments import segment_case_sql
+
+ReturnsPolicy = Literal["net", "exclude"]
+RETURNS_POLICIES: tuple[str, ...] = ("net", "exclude")
+
+RFM_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "recency",
+    "frequency",
+    "monetary",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+)
+
+CLEANED_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "invoice_id",
+    "invoice_date",
+    "quantity",
+    "unit_price",
+    "amount",
+    "country",
+)
+
+# A line's price is usable: a positive unit price, or (logs with only a line amount) a non-zero amount.
+PRICE_OK = "(unit_price > 0 OR (unit_price IS NULL AND amount <> 0))"
+COMPLETE = "(invoice_date IS NOT NULL AND amount IS NOT NULL)"
+# After the row rules and de-duplication: purchases and returns are kept, nothing else.
+IS_PURCHASE = "(amount > 0 AND NOT _cancellation)"
+IS_RETURN = "(amount < 0 AND _cancellation)"
+IS_STOCK_ADJUSTMENT = "(amount < 0 AND NOT _cancellation)"
+
+
+def valid_lines_sql(source: str) -> str:
+    """Lines with a customer, a date, an amount and a usable price (before de-duplication)."""
+    return f"SELECT * FROM {source} WHERE customer_id IS NOT NULL AND {COMPLETE} AND {PRICE_OK}"
+
+
+def deduplicated_lines_sql(source: str) -> str:
+    """Valid lines, exact duplicates (identical in every source column) collapsed to one."""
+    columns = ", ".join((*CLEANED_COLUMNS, "_cancellation", "_rest_hash"))
+    return f"SELECT DISTINCT {columns} FROM ({valid_lines_sql(source)}) AS valid"
+
+
+def cleaned_lines_sql(source: str) -> str:
+    """The cleaned log: purchases (amount > 0) and returns (amount < 0) in canonical columns."""
+    columns = ", ".join(CLEANED_COLUMNS)
+    return (
+        f"SELECT {columns} FROM ({deduplicated_lines_sql(source)}) AS deduplicated "
+        f"WHERE {IS_PURCHASE} OR {IS_RETURN}"
+    )
+
+
+def rfm_sql(
+    source: str,
+    *,
+    cleaned: bool = False,
+    snapshot: date | None = None,
+    returns: ReturnsPolicy = "net",
+) -> str:
+    """One statement: per customer recency, frequency, monetary, 1-5 scores and R x F segment.
+
+    `source` is a relation with the canonical columns (see rfm.sources); when `cleaned` is true it is
+    a log already cleaned by `rfm ingest` (purchases and returns only) and the rules are not re-run.
+    Lines on or after the snapshot date are left out. Also returns `snapshot_date` on every row.
+    """
+    if returns not in RETURNS_POLICIES:
+        raise ValueError(f"returns policy must be one of {RETURNS_POLICIES}, got {returns!r}")
+    lines = (
+        f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
+        if cleaned
+        else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source)}) AS c"
+    )
+    snapshot_expr = (
+        f"DATE '{snapshot.isoformat()}'"
+        if snapshot is not None
+        else "CAST(max(CAST(invoice_date AS DATE)) + INTERVAL 1 DAY AS DATE)"
+    )
+    returned = "l.amount" if returns == "net" else "0"
+    segment = segment_case_sql("r_score", "f_score")
+    return f"""
+WITH lines AS ({lines}),
+snapshot AS (SELECT {snapshot_expr} AS snapshot_date FROM lines),
+customers AS (
+    SELECT
+        l.customer_id,
+        date_diff('day', max(CASE WHEN l.amount > 0 THEN CAST(l.invoice_date AS DATE) END),
+                  s.snapshot_date) AS recency,
+        count(DISTINCT CASE WHEN l.amount > 0 THEN l.invoice_id END) AS frequency,
+        round(sum(CASE WHEN l.amount > 0 THEN l.amount ELSE {returned} END), 2) + 0.0 AS monetary,
+        s.snapshot_date
+    FROM lines AS l
+    CROSS JOIN snapshot AS s
+    WHERE CAST(l.invoice_date AS DATE) < s.snapshot_date
+    GROUP BY l.customer_id, s.snapshot_date
+    HAVING count(CASE WHEN l.amount > 0 THEN 1 END) > 0
+),
+ranked AS (
+    SELECT
+        *,
+        rank() OVER (ORDER BY recency DESC) AS r_rank,
+        rank() OVER (ORDER BY frequency) AS f_rank,
+        rank() OVER (ORDER BY monetary) AS m_rank,
+        count(*) OVER () AS customers_total
+    FROM customers
+),
+scored AS (
+    SELECT
+        customer_id, recency, frequency, monetary, snapshot_date,
+        CAST(floor(5.0 * (r_rank - 1) / customers_total) AS INTEGER) + 1 AS r_score,
+        CAST(floor(5.0 * (f_rank - 1) / customers_total) AS INTEGER) + 1 AS f_score,
+        CAST(floor(5.0 * (m_rank - 1) / customers_total) AS INTEGER) + 1 AS m_score
+    FROM ranked
+)
+SELECT
+    customer_id, recency, frequency, monetary, r_score, f_score, m_score,
+    {segment} AS rfm_segment,
+    snapshot_date
+FROM scored
+ORDER BY customer_id
+""".strip()
+
+
+def cleaning_report_sql(source: str) -> str:
+    """Counts for the cleaning report: rows read and dropped per rule, kept lines, customers, revenue.
+
+    Rules are counted in order (a line is counted under the first rule that drops it).
+    """
+    return f"""
+WITH counts AS (
+    SELECT
+        count(*) AS rows_read,
+        count(*) FILTER (WHERE customer_id IS NULL) AS no_customer,
+        count(*) FILTER (WHERE customer_id IS NOT NULL AND NOT {COMPLETE}) AS incomplete,
+        count(*) FILTER (WHERE customer_id IS NOT NULL AND {COMPLETE} AND NOT {PRICE_OK}) AS bad_price
+    FROM {source}
+),
+valid AS (SELECT count(*) AS valid_rows FROM ({valid_lines_sql(source)}) AS v),
+dedup AS ({deduplicated_lines_sql(source)}),
+kept AS (
+    SELECT
+        count(*) AS distinct_rows,
+        count(*) FILTER (WHERE {IS_STOCK_ADJUSTMENT}) AS stock_adjustment,
+        count(*) FILTER (WHERE {IS_PURCHASE}) AS purchase_lines,
+        count(*) FILTER (WHERE {IS_RETURN}) AS return_lines,
+        count(DISTINCT CASE WHEN {IS_PURCHASE} THEN customer_id END) AS customers,
+        count(DISTINCT CASE WHEN {IS_PURCHASE} THEN invoice_id END) AS invoices,
+        min(CASE WHEN {IS_PURCHASE} OR {IS_RETURN} THEN invoice_date END) AS first_date,
+        max(CASE WHEN {IS_PURCHASE} OR {IS_RETURN} THEN invoice_date END) AS last_date,
+        coalesce(sum(CASE WHEN {IS_PURCHASE} THEN amount END), 0) AS purchase_revenue,
+        coalesce(sum(CASE WHEN {IS_RETURN} THEN amount END), 0) AS returned_revenue
+    FROM dedup
+)
+SELECT
+    counts.rows_read, counts.no_customer, counts.incomplete, counts.bad_price,
+    valid.valid_rows - kept.distinct_rows AS duplicate,
+    kept.stock_adjustment,
+    kept.distinct_rows - kept.stock_adjustment - kept.purchase_lines - kept.return_lines AS not_purchase_or_return,
+    kept.purchase_lines, kept.return_lines, kept.customers, kept.invoices,
+    kept.first_date, kept.last_date, kept.purchase_revenue, kept.returned_revenue
+FROM counts CROSS JOIN valid CROSS JOIN kept
+""".strip()

@@ -1,0 +1,547 @@
+"""Reading transaction logs (CSV, Excel, Parquet) into one canonical DuckDB view.
+
+`load_source` takes the user's paths (files, globs, Hive-partitioned folders), checks that each file
+is what its extension says, reads it through DuckDB (Excel through python-calamine, since DuckDB's
+own Excel support is an extension that cannot be downloaded here), maps the headers onto canonical
+columns, converts types with a clear error for the first bad value, and registers a view with:
+
+    customer_id VARCHAR, invoice_id VARCHAR, invoice_date TIMESTAMP, quantity DOUBLE,
+    unit_price DOUBLE, amount DOUBLE, country VARCHAR, _cancellation BOOLEAN, _rest_hash UBIGINT
+
+`_rest_hash` summarises the columns that are not canonical (stock code, description, ...), so that
+"exact duplicate line" means identical in every column of the source without carrying the text.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from rfm import columns as C
+from rfm.columns import ColumnMapping, resolve_mapping
+from rfm.engine import quote_identifier as q
+from rfm.engine import quote_literal
+from rfm.errors import DataError
+
+CLEANED_MARKER_KEY = "rfm_cleaned"
+CLEANED_MARKER_VALUE = "v1"
+
+PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
+EXCEL_EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+CSV_EXTENSIONS = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".gz")
+
+# Tried in order on text dates; the first under which every value parses is used for the column.
+DATE_FORMATS: tuple[str, ...] = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
+)
+
+_MAGIC_PARQUET = b"PAR1"
+_MAGIC_ZIP = b"PK\x03\x04"
+_MAGIC_GZIP = b"\x1f\x8b"
+_MAGIC_OLE = b"\xd0\xcf\x11\xe0"
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read the files: column mapping, CSV delimiter, Excel sheet."""
+
+    mapping: Mapping[str, str] | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedSource:
+    """A transaction log registered in a DuckDB connection as a canonical view."""
+
+    view: str
+    files: tuple[str, ...]
+    mapping: ColumnMapping
+    cleaned: bool
+    fingerprint: str
+    has_invoice_ids: bool
+
+
+def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Files behind the user's paths: a file, a glob, or a (Hive-partitioned) folder of files."""
+    files: list[str] = []
+    for raw in paths:
+        path = os.fspath(raw)
+        if os.path.isdir(path):
+            found = sorted(
+                str(p)
+                for p in Path(path).rglob("*")
+                if p.is_file() and _extension(str(p)) in PARQUET_EXTENSIONS + CSV_EXTENSIONS + EXCEL_EXTENSIONS
+            )
+            if not found:
+                raise DataError(f"{path}: folder holds no CSV, Excel or Parquet files")
+            files.extend(found)
+        elif glob.has_magic(path):
+            found = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            if not found:
+                raise DataError(f"{path}: no file matches this pattern")
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return files
+
+
+def detect_format(path: str) -> str:
+    """'parquet', 'excel' or 'csv', from the extension, checked against the file's first bytes."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        raise DataError(f"{path}: the file is empty")
+    ext = _extension(path)
+    content = _content_kind(head)
+    declared = (
+        "parquet"
+        if ext in PARQUET_EXTENSIONS
+        else "excel"
+        if ext in EXCEL_EXTENSIONS
+        else "csv"
+        if ext in CSV_EXTENSIONS
+        else None
+    )
+    if declared is None:
+        return content if content != "gzip" else "csv"
+    if declared == "parquet" and content != "parquet":
+        raise DataError(f"{path}: extension says Parquet but the file is {_describe(content)}")
+    if declared == "excel" and content not in ("zip", "ole"):
+        raise DataError(f"{path}: extension says Excel but the file is {_describe(content)}")
+    if declared == "csv":
+        if ext.endswith(".gz") and content != "gzip":
+            raise DataError(f"{path}: extension says gzip but the file is {_describe(content)}")
+        if not ext.endswith(".gz") and content not in ("csv",):
+            raise DataError(f"{path}: extension says CSV but the file is {_describe(content)}")
+    return declared
+
+
+def load_source(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | os.PathLike[str]],
+    options: SourceOptions | None = None,
+    view: str = "source_lines",
+) -> LoadedSource:
+    """Register `view` in `con` with the canonical columns of the log at `paths`."""
+    options = options or SourceOptions()
+    files = expand_paths(paths)
+    if not files:
+        raise DataError("no input files given")
+    by_format: dict[str, list[str]] = {}
+    for file in files:
+        by_format.setdefault(detect_format(file), []).append(file)
+
+    parts: list[str] = []
+    mapping: ColumnMapping | None = None
+    cleaned_flags: list[bool] = []
+    for index, (fmt, group) in enumerate(by_format.items()):
+        raw_name = f"_raw_{view}_{index}"
+        cleaned = fmt == "parquet" and _is_cleaned_parquet(con, group[0])
+        cleaned_flags.append(cleaned)
+        _register_raw(con, fmt, group, options, raw_name, number_rows=cleaned)
+        where = group[0] if len(group) == 1 else f"{group[0]} (and {len(group) - 1} more)"
+        raw_columns = _columns_of(con, raw_name)
+        part_mapping = resolve_mapping(raw_columns, options.mapping, where=where)
+        if mapping is not None and part_mapping.uses_amount != mapping.uses_amount:
+            raise DataError(f"{where}: has other revenue columns than {files[0]}; give one kind of file")
+        mapping = mapping or part_mapping
+        parts.append(_canonical_select(con, raw_name, raw_columns, part_mapping, fmt, group, cleaned))
+
+    assert mapping is not None
+    if len(set(cleaned_flags)) > 1:
+        raise DataError("cannot mix logs cleaned by `rfm ingest` with raw logs in one run")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {q(view)} AS " + " UNION ALL BY NAME ".join(parts))
+    count = con.execute(f"SELECT count(*) FROM {q(view)}").fetchone()
+    if not count or count[0] == 0:
+        raise DataError(f"{files[0]}: the file has a header but no data rows")
+    return LoadedSource(
+        view=view,
+        files=tuple(files),
+        mapping=mapping,
+        cleaned=cleaned_flags[0],
+        fingerprint=fingerprint(files, options),
+        has_invoice_ids=mapping.invoice_id is not None,
+    )
+
+
+def fingerprint(files: Sequence[str], options: SourceOptions | None = None) -> str:
+    """Identifies the data cheaply (paths, sizes, modification times, read options) for caching."""
+    digest = hashlib.sha256()
+    for file in files:
+        stat = os.stat(file)
+        digest.update(f"{os.path.abspath(file)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    if options is not None:
+        digest.update(repr((sorted((options.mapping or {}).items()), options.delimiter, options.sheet)).encode())
+    return digest.hexdigest()[:16]
+
+
+# --- reading the raw files ---------------------------------------------------------------------
+
+
+def _register_raw(
+    con: duckdb.DuckDBPyConnection,
+    fmt: str,
+    files: list[str],
+    options: SourceOptions,
+    name: str,
+    number_rows: bool = False,
+) -> None:
+    """A view of the files as they are. `number_rows` adds file name and row number columns, which
+    makes every line distinct: a log cleaned by `rfm ingest` is de-duplicated already."""
+    file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+    try:
+        if fmt == "parquet":
+            numbering = ", filename = true, file_row_number = true" if number_rows else ""
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM read_parquet({file_list}, "
+                f"hive_partitioning = true, union_by_name = true{numbering})"
+            )
+        elif fmt == "csv":
+            for file in files:
+                _check_text(file)
+            delim = f", delim = {quote_literal(options.delimiter)}" if options.delimiter else ""
+            # Parsed once into a temporary table: type detection and checks then scan memory, not text.
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {q(name)} AS SELECT * FROM read_csv({file_list}, "
+                f"header = true, all_varchar = true, union_by_name = true{delim})"
+            )
+        else:
+            frame = _read_excel(files, options.sheet)
+            con.register(name + "_df", frame)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM {q(name + '_df')}")
+        con.execute(f"SELECT * FROM {q(name)} LIMIT 0")
+    except duckdb.Error as exc:
+        raise DataError(f"{files[0]}: cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
+
+
+def _read_excel(files: list[str], sheet: str | None) -> pd.DataFrame:
+    """Every sheet whose header holds a customer column (or just `sheet`), stacked."""
+    frames: list[pd.DataFrame] = []
+    for file in files:
+        try:
+            sheets = pd.read_excel(file, sheet_name=sheet if sheet else None, engine="calamine")
+        except ValueError as exc:
+            raise DataError(f"{file}: {_first_line(exc)}") from exc
+        except Exception as exc:  # calamine raises its own error types for broken workbooks
+            raise DataError(f"{file}: cannot be read as Excel: {_first_line(exc)}") from exc
+        if isinstance(sheets, pd.DataFrame):
+            sheets = {sheet or "": sheets}
+        usable = [frame for frame in sheets.values() if _has_customer_column(frame.columns)]
+        if not usable:
+            usable = list(sheets.values())[:1]
+        frames.extend(usable)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _has_customer_column(names: Sequence[object]) -> bool:
+    keys = {C.normalise_header(str(n)) for n in names}
+    return bool(keys & set((C.normalise_header(C.CUSTOMER_ID), *C.KNOWN_HEADERS[C.CUSTOMER_ID])))
+
+
+def _check_text(path: str) -> None:
+    """A CSV must be text: NUL bytes mean a binary file with a CSV name."""
+    opener = gzip.open if _extension(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            head = handle.read(65536)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot be read: {exc}") from exc
+    if not head.strip():
+        raise DataError(f"{path}: the file is empty")
+    if b"\x00" in head:
+        raise DataError(f"{path}: extension says CSV but the file holds binary data")
+
+
+def _is_cleaned_parquet(con: duckdb.DuckDBPyConnection, file: str) -> bool:
+    rows = con.execute(
+        "SELECT key, value FROM parquet_kv_metadata(?)",
+        [file],
+    ).fetchall()
+    return any(
+        k == CLEANED_MARKER_KEY.encode() and v == CLEANED_MARKER_VALUE.encode() for k, v in rows
+    )
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()]
+
+
+def _types_of(con: duckdb.DuckDBPyConnection, name: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {q(name)}").fetchall()}
+
+
+# --- canonical columns and typed conversion -----------------------------------------------------
+
+
+def _canonical_select(
+    con: duckdb.DuckDBPyConnection,
+    raw: str,
+    raw_columns: list[str],
+    mapping: ColumnMapping,
+    fmt: str,
+    files: list[str],
+    cleaned: bool = False,
+) -> str:
+    types = _types_of(con, raw)
+    locate = _Locator(con, raw, fmt, files)
+    checks: list[_Check] = []
+    exprs: dict[str, str] = {}
+    exprs[C.CUSTOMER_ID] = _customer_expr(mapping.customer_id, types[mapping.customer_id])
+    exprs[C.INVOICE_DATE] = _date_expr(con, raw, mapping.invoice_date, types[mapping.invoice_date], locate, checks)
+    for canonical in (C.QUANTITY, C.UNIT_PRICE, C.AMOUNT):
+        source = getattr(mapping, canonical)
+        exprs[canonical] = (
+            _number_expr(con, raw, source, types[source], locate, checks) if source is not None else "NULL::DOUBLE"
+        )
+    _run_checks(con, raw, checks, locate)
+    if mapping.amount is None:
+        exprs[C.AMOUNT] = f"({exprs[C.QUANTITY]}) * ({exprs[C.UNIT_PRICE]})"
+    if mapping.invoice_id is not None:
+        exprs[C.INVOICE_ID] = f"NULLIF(trim(CAST({q(mapping.invoice_id)} AS VARCHAR)), '')"
+        # In a cleaned log every negative line is a return (invoice ids may be derived ones).
+        cancellation = f"({exprs[C.AMOUNT]}) < 0" if cleaned else f"upper({exprs[C.INVOICE_ID]}) LIKE 'C%'"
+    else:
+        # Without invoice ids an invoice is a customer's purchases on one day, and a negative line is
+        # a return (nothing marks cancellation invoices).
+        exprs[C.INVOICE_ID] = f"({exprs[C.CUSTOMER_ID]}) || '/' || strftime({exprs[C.INVOICE_DATE]}, '%Y-%m-%d')"
+        cancellation = f"({exprs[C.AMOUNT]}) < 0"
+    exprs[C.COUNTRY] = (
+        f"NULLIF(trim(CAST({q(mapping.country)} AS VARCHAR)), '')" if mapping.country else "NULL::VARCHAR"
+    )
+    rest = [c for c in raw_columns if c not in mapping.source_columns()]
+    rest_hash = f"hash({', '.join(q(c) for c in rest)})" if rest else "0::UBIGINT"
+    select = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
+    return (
+        f"SELECT {select}, coalesce({cancellation}, false) AS _cancellation, "
+        f"{rest_hash} AS _rest_hash FROM {q(raw)}"
+    )
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A text column converted with `failed` true on values that do not convert."""
+
+    column: str
+    failed: str
+    expected: str
+
+
+def _run_checks(con: duckdb.DuckDBPyConnection, raw: str, checks: list[_Check], locate: _Locator) -> None:
+    """One scan over the whole log for every text column's conversion; the first failure is raised."""
+    if not checks:
+        return
+    counts = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {c.failed})" for c in checks) + f" FROM {q(raw)}"
+    ).fetchone()
+    assert counts is not None
+    for check, count in zip(checks, counts, strict=True):
+        if count:
+            value, row = locate.first(check.failed, check.column)
+            raise DataError(
+                f"{locate.where(row)}: column {check.column!r} holds a value that is not {check.expected}: "
+                f"{value!r} ({count:,} such values)"
+            )
+
+
+def _sample(con: duckdb.DuckDBPyConnection, raw: str, text: str, size: int = 20_000) -> str:
+    return f"(SELECT v FROM (SELECT {text} AS v FROM {q(raw)}) WHERE v IS NOT NULL LIMIT {size})"
+
+
+def _customer_expr(column: str, dtype: str) -> str:
+    col = q(column)
+    if dtype in ("DOUBLE", "FLOAT", "REAL") or dtype.startswith("DECIMAL"):
+        # Excel and pandas turn integer ids into floats (17850.0): print them as integers again.
+        return (
+            f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({col} AS VARCHAR) END"
+        )
+    return f"NULLIF(regexp_replace(trim(CAST({col} AS VARCHAR)), '\\.0+$', ''), '')"
+
+
+def _date_expr(
+    con: duckdb.DuckDBPyConnection, raw: str, column: str, dtype: str, locate: _Locator, checks: list[_Check]
+) -> str:
+    """Dates as TIMESTAMP; a text column's format is chosen on a sample, then checked on every row."""
+    col = q(column)
+    if dtype.startswith("TIMESTAMP") or dtype == "DATE":
+        return f"CAST({col} AS TIMESTAMP)"
+    if dtype != "VARCHAR":
+        example = con.execute(f"SELECT {col} FROM {q(raw)} WHERE {col} IS NOT NULL LIMIT 1").fetchone()
+        raise DataError(
+            f"{locate.where()}: column {column!r} should hold dates but holds {dtype} values "
+            f"(e.g. {example[0] if example else None!r})"
+        )
+    text = f"NULLIF(trim({col}), '')"
+    candidates = ["TRY_CAST({v} AS TIMESTAMP)"] + [
+        f"try_strptime({{v}}, {quote_literal(fmt)})" for fmt in DATE_FORMATS
+    ]
+    failures = ", ".join(f"count(*) FILTER (WHERE {c.format(v='v')} IS NULL)" for c in candidates)
+    counts = con.execute(f"SELECT {failures} FROM {_sample(con, raw, text)}").fetchone()
+    assert counts is not None
+    best = min(range(len(candidates)), key=lambda i: (counts[i], i))
+    expr = candidates[best].format(v=text)
+    checks.append(_Check(column, f"{text} IS NOT NULL AND {expr} IS NULL",
+                         "a date (expected e.g. 2011-12-09 12:50:00 or 12/9/2011 12:50)"))
+    return expr
+
+
+def _number_expr(
+    con: duckdb.DuckDBPyConnection, raw: str, column: str, dtype: str, locate: _Locator, checks: list[_Check]
+) -> str:
+    col = q(column)
+    if dtype in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "DOUBLE",
+                 "FLOAT", "REAL") or dtype.startswith("DECIMAL"):
+        return f"CAST({col} AS DOUBLE)"
+    if dtype == "BOOLEAN" or dtype.startswith("TIMESTAMP") or dtype == "DATE":
+        raise DataError(f"{locate.where()}: column {column!r} should hold numbers but holds {dtype} values")
+    text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+    plain = f"TRY_CAST({text} AS DOUBLE)"
+    comma = f"TRY_CAST(replace({text}, ',', '.') AS DOUBLE)"
+    counts = con.execute(
+        "SELECT count(*) FILTER (WHERE TRY_CAST(v AS DOUBLE) IS NULL), "
+        f"count(*) FILTER (WHERE TRY_CAST(replace(v, ',', '.') AS DOUBLE) IS NULL) FROM {_sample(con, raw, text)}"
+    ).fetchone()
+    assert counts is not None
+    # Decimal commas (as European spreadsheets write them) only when they explain the sample better.
+    expr = comma if counts[0] > 0 and counts[1] < counts[0] else plain
+    checks.append(_Check(column, f"{text} IS NOT NULL AND {expr} IS NULL", "a number"))
+    return expr
+
+
+class _Locator:
+    """Finds the file and row of a bad value, only on the error path (it rescans the file)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, raw: str, fmt: str, files: list[str]):
+        self.con, self.raw, self.fmt, self.files = con, raw, fmt, files
+
+    def where(self, row: tuple[str, int | None] | None = None) -> str:
+        if row is None:
+            return self.files[0] if len(self.files) == 1 else f"{self.files[0]} (and {len(self.files) - 1} more)"
+        file, number = row
+        return f"{file}, row {number}" if number is not None else file
+
+    def first(self, predicate: str, column: str) -> tuple[object, tuple[str, int | None]]:
+        found = self.con.execute(f"SELECT {q(column)} FROM {q(self.raw)} WHERE {predicate} LIMIT 1").fetchone()
+        value = found[0] if found else None
+        return value, self._row_of(column, value)
+
+    def _row_of(self, column: str, value: object) -> tuple[str, int | None]:
+        """Data row number (1 = first row under the header) of the first line holding `value`."""
+        for file in self.files:
+            if self.fmt == "csv":
+                number = _csv_row_of(file, column, value)
+            elif self.fmt == "parquet":
+                hit = self.con.execute(
+                    f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
+                    f"WHERE CAST({q(column)} AS VARCHAR) = CAST(? AS VARCHAR) ORDER BY 1 LIMIT 1",
+                    [file, value],
+                ).fetchone()
+                number = hit[0] + 1 if hit else None
+            else:
+                number = None
+            if number is not None:
+                return file, number
+        return self.where(), None
+
+
+def _csv_row_of(file: str, column: str, value: object) -> int | None:
+    opener = gzip.open if _extension(file).endswith(".gz") else open
+    with opener(file, "rt", encoding="utf-8", errors="replace", newline="") as handle:  # type: ignore[operator]
+        sample = handle.read(65536)
+        handle.seek(0)
+        try:
+            dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        except csv.Error:
+            dialect = csv.excel
+        reader = csv.DictReader(handle, dialect=dialect)
+        for number, record in enumerate(reader, start=1):
+            if record.get(column) is not None and record[column].strip() == str(value).strip():
+                return number
+    return None
+
+
+def _extension(path: str) -> str:
+    name = os.path.basename(path).lower()
+    for ext in sorted(PARQUET_EXTENSIONS + EXCEL_EXTENSIONS + CSV_EXTENSIONS, key=len, reverse=True):
+        if name.endswith(ext):
+            return ext
+    return os.path.splitext(name)[1]
+
+
+def _content_kind(head: bytes) -> str:
+    if head.startswith(_MAGIC_PARQUET):
+        return "parquet"
+    if head.startswith(_MAGIC_ZIP):
+        return "zip"
+    if head.startswith(_MAGIC_GZIP):
+        return "gzip"
+    if head.startswith(_MAGIC_OLE):
+        return "ole"
+    if b"\x00" in head:
+        return "binary"
+    return "csv"
+
+
+def _describe(kind: str) -> str:
+    return {
+        "parquet": "a Parquet file",
+        "zip": "a zip archive (an Excel .xlsx workbook?)",
+        "gzip": "gzip-compressed",
+        "ole": "an old Excel (.xls) workbook",
+        "binary": "binary data",
+        "csv": "text (CSV?)",
+    }[kind]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def read_head(path: str, rows: int = 5) -> pd.DataFrame:
+    """The first rows of any supported file, as the dashboard's column-mapping step shows them."""
+    con = duckdb.connect()
+    fmt = detect_format(path)
+    _register_raw(con, fmt, [path], SourceOptions(), "_head")
+    return con.execute(f"SELECT * FROM {q('_head')} LIMIT {int(rows)}").df()
+
+
+__all__ = [
+    "LoadedSource",
+    "SourceOptions",
+    "detect_format",
+    "expand_paths",
+    "fingerprint",
+    "load_source",
+    "read_head",
+]

@@ -1,0 +1,83 @@
+"""Computing the per-customer RFM table on the embedded DuckDB engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from rfm.engine import connect, quote_identifier
+from rfm.errors import DataError
+from rfm.query import RFM_COLUMNS, ReturnsPolicy, rfm_sql
+from rfm.sources import LoadedSource, SourceOptions, load_source
+
+
+@dataclass(frozen=True)
+class RfmOptions:
+    """How RFM is computed: the snapshot date (default: the day after the log's last date) and
+    whether returns are subtracted from monetary (`net`) or ignored (`exclude`)."""
+
+    snapshot: date | None = None
+    returns: ReturnsPolicy = "net"
+
+
+@dataclass(frozen=True)
+class RfmResult:
+    """The RFM table (one row a customer, columns RFM_COLUMNS) and the snapshot it was taken at."""
+
+    table: pd.DataFrame
+    snapshot: date
+    options: RfmOptions = field(default_factory=RfmOptions)
+    fingerprint: str = ""
+
+
+def rfm_from_view(
+    con: duckdb.DuckDBPyConnection, source: LoadedSource, options: RfmOptions | None = None
+) -> RfmResult:
+    """Run the one RFM query against a loaded source."""
+    options = options or RfmOptions()
+    sql = rfm_sql(
+        quote_identifier(source.view),
+        cleaned=source.cleaned,
+        snapshot=options.snapshot,
+        returns=options.returns,
+    )
+    frame = con.execute(sql).df()
+    return _result(frame, options, source.fingerprint, where=source.files[0])
+
+
+def compute_rfm(
+    paths: Sequence[str | os.PathLike[str]],
+    source_options: SourceOptions | None = None,
+    options: RfmOptions | None = None,
+) -> RfmResult:
+    """Transactions at `paths` (CSV, Excel, Parquet) to the RFM table, in one DuckDB query."""
+    con = connect()
+    try:
+        source = load_source(con, paths, source_options)
+        return rfm_from_view(con, source, options)
+    finally:
+        con.close()
+
+
+def _result(frame: pd.DataFrame, options: RfmOptions, fingerprint: str, where: str) -> RfmResult:
+    if frame.empty:
+        raise DataError(
+            f"{where}: no customer has a purchase"
+            + (f" before the snapshot date {options.snapshot}" if options.snapshot else "")
+            + " after cleaning (see `rfm ingest` for the cleaning report)"
+        )
+    snapshot = pd.Timestamp(frame["snapshot_date"].iloc[0]).date()
+    table = frame[list(RFM_COLUMNS)].copy()
+    table["customer_id"] = table["customer_id"].astype(str)
+    for column in ("recency", "frequency"):
+        table[column] = table[column].astype("int64")
+    for column in ("r_score", "f_score", "m_score"):
+        table[column] = table[column].astype("int8")
+    table["monetary"] = table["monetary"].astype("float64")
+    table["rfm_segment"] = table["rfm_segment"].astype(str)
+    return RfmResult(table=table.reset_index(drop=True), snapshot=snapshot, options=options, fingerprint=fingerprint)
