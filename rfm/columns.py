@@ -102,6 +102,8 @@ def resolve_mapping(
     """
     columns = list(columns)
     overrides = dict(overrides or {})
+    if len(columns) == 1:
+        raise DataError(f"{where}: only one column was found ({columns[0][:60]!r}). {_delimiter_hint(columns)}")
     by_key: dict[str, str] = {}
     for column in columns:
         by_key.setdefault(normalise_header(column), column)
@@ -141,10 +143,10 @@ def resolve_mapping(
 
     for required in (CUSTOMER_ID, INVOICE_DATE):
         if required not in found:
-            hint = _delimiter_hint(columns) or f'Map it with --map {required}="Your Column"'
             raise DataError(
                 f"{where}: no column for {required} (expected a header like "
-                f"{_quote_list(_examples(required))}); its columns are {_quote_list(columns)}. {hint}"
+                f"{_quote_list(_examples(required))}); its columns are {_quote_list(columns)}. "
+                f'Map it with --map {required}="Your Column"'
             )
     return ColumnMapping(**found)
 
@@ -158,13 +160,11 @@ def _examples(canonical: str) -> list[str]:
 
 def _delimiter_hint(columns: list[str]) -> str:
     """A single column whose name holds separators means the delimiter was guessed wrong."""
-    if len(columns) == 1:
-        for sep in (";", "\t", "|", ","):
-            if sep in columns[0]:
-                shown = "\\t" if sep == "\t" else sep
-                return f"The file looks {shown!r}-delimited: pass --delimiter '{shown}'"
-        return "Only one column was found: is the delimiter right (--delimiter)?"
-    return ""
+    for sep in (";", "\t", "|", ","):
+        if sep in columns[0]:
+            shown = "\\t" if sep == "\t" else sep
+            return f"The file looks {shown!r}-delimited: pass --delimiter '{shown}'"
+    return "Is the delimiter right (--delimiter)?"
 
 
 def _quote_list(names: Iterable[str], limit: int = 12) -> str:

@@ -91,16 +91,16 @@ def rfm_sql(
         if cleaned
         else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source)}) AS c"
     )
-    snapshot_expr = (
-        f"DATE '{snapshot.isoformat()}'"
+    snapshot_select = (
+        f"SELECT DATE '{snapshot.isoformat()}' AS snapshot_date"
         if snapshot is not None
-        else "CAST(max(CAST(invoice_date AS DATE)) + INTERVAL 1 DAY AS DATE)"
+        else "SELECT CAST(max(CAST(invoice_date AS DATE)) + INTERVAL 1 DAY AS DATE) AS snapshot_date FROM lines"
     )
     returned = "l.amount" if returns == "net" else "0"
     segment = segment_case_sql("r_score", "f_score")
     return f"""
 WITH lines AS ({lines}),
-snapshot AS (SELECT {snapshot_expr} AS snapshot_date FROM lines),
+snapshot AS ({snapshot_select}),
 customers AS (
     SELECT
         l.customer_id,

@@ -1,0 +1,151 @@
+"""Each cleaning rule and each RFM definition, on hand-written logs with known answers."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from rfm.cleaning import cleaning_report
+from rfm.engine import connect
+from rfm.errors import DataError
+from rfm.sources import SourceOptions, load_source
+from rfm.table import RfmOptions, compute_rfm
+from tests.helpers import line, write_log
+
+
+def rfm(path, **options):
+    return compute_rfm([path], options=RfmOptions(**options)).table.set_index("customer_id")
+
+
+def report(path, mapping=None):
+    con = connect()
+    source = load_source(con, [path], SourceOptions(mapping=mapping))
+    return cleaning_report(con, source.view)
+
+
+@pytest.fixture
+def log(tmp_path):
+    rows = [
+        line("100", 2, "2011-01-10 09:00", 5.0, 1),      # purchase, customer 1
+        line("100", 1, "2011-01-10 09:00", 3.0, 1, "B"),  # second line of the same invoice
+        line("101", 1, "2011-01-20 17:59", 10.0, 1),     # customer 1, second invoice
+        line("101", 1, "2011-01-20 17:59", 10.0, 1),     # exact duplicate: dropped
+        line("C102", -1, "2011-01-25 10:00", 5.0, 1),    # return of 5.00
+        line("103", 4, "2011-01-30 08:00", 2.5, 2),      # customer 2
+        line("104", 1, "2011-01-30 09:00", 0.0, 2),      # zero price: dropped
+        line("105", 1, "2011-01-30 09:30", -1.0, 2),     # negative price: dropped
+        line("106", 5, "2011-01-31 23:59", 1.0, None),   # no customer: dropped
+        line("107", -3, "2011-01-31 12:00", 1.0, 3),     # negative qty, not a cancellation: dropped
+        line("C108", -2, "2011-01-31 12:00", 4.0, 4),    # a return from a customer without purchases
+    ]
+    return write_log(tmp_path / "log.csv", rows)
+
+
+def test_cleaning_report_counts_each_rule(log):
+    r = report(log)
+    assert r.rows_read == 11
+    assert (r.no_customer, r.bad_price, r.duplicate, r.stock_adjustment) == (1, 2, 1, 1)
+    assert (r.purchase_lines, r.return_lines) == (4, 2)
+    assert r.customers == 2 and r.invoices == 3
+    assert r.purchase_revenue == pytest.approx(2 * 5 + 3 + 10 + 10)
+    assert r.returned_revenue == pytest.approx(-5 - 8)
+    assert r.rows_dropped == 5
+    assert str(r.last_date.date()) == "2011-01-31"
+
+
+def test_rfm_net_returns_policy(log):
+    t = rfm(log)
+    assert list(t.index) == ["1", "2"]  # customer 4 has only a return; 3 only a stock adjustment
+    assert t.loc["1", "frequency"] == 2
+    assert t.loc["1", "monetary"] == pytest.approx(23.0 - 5.0)
+    assert t.loc["2", "monetary"] == pytest.approx(10.0)
+    # snapshot = day after the last kept line (2011-01-31) = 2011-02-01; recency in whole days
+    assert t.loc["1", "recency"] == (date(2011, 2, 1) - date(2011, 1, 20)).days
+    assert t.loc["2", "recency"] == 2
+
+
+def test_rfm_exclude_returns_policy(log):
+    t = rfm(log, returns="exclude")
+    assert t.loc["1", "monetary"] == pytest.approx(23.0)
+
+
+def test_explicit_snapshot_leaves_out_later_lines(log):
+    t = rfm(log, snapshot=date(2011, 1, 21))
+    assert list(t.index) == ["1"]
+    assert t.loc["1", "recency"] == 1 and t.loc["1", "frequency"] == 2
+    assert t.loc["1", "monetary"] == pytest.approx(23.0)  # the return came later
+
+
+def test_recency_counts_calendar_days_not_hours(tmp_path):
+    path = write_log(tmp_path / "l.csv", [
+        line("1", 1, "2011-03-01 23:59", 1.0, "a"),
+        line("2", 1, "2011-03-02 00:01", 1.0, "b"),
+    ])
+    t = rfm(path)
+    assert t.loc["a", "recency"] == 2 and t.loc["b", "recency"] == 1
+
+
+def test_near_duplicates_differing_in_any_column_are_kept(tmp_path):
+    path = write_log(tmp_path / "l.csv", [
+        line("1", 1, "2011-03-01 10:00", 2.0, "a", stock="X"),
+        line("1", 1, "2011-03-01 10:00", 2.0, "a", stock="Y"),
+        line("1", 1, "2011-03-01 10:00", 2.0, "a", stock="Y"),
+    ])
+    assert rfm(path).loc["a", "monetary"] == pytest.approx(4.0)
+
+
+def test_positive_quantity_on_a_cancellation_invoice_is_not_a_purchase(tmp_path):
+    path = write_log(tmp_path / "l.csv", [
+        line("1", 1, "2011-03-01 10:00", 2.0, "a"),
+        line("C2", 1, "2011-03-05 10:00", 2.0, "a"),
+    ])
+    t = rfm(path)
+    assert t.loc["a", "frequency"] == 1 and t.loc["a", "monetary"] == pytest.approx(2.0)
+    assert report(path).not_purchase_or_return == 1
+
+
+def test_amount_column_and_no_invoice_ids(tmp_path):
+    """Without invoice ids an invoice is a customer's purchases on one day; negative amounts are returns."""
+    path = write_log(tmp_path / "l.csv", [
+        ["c1", "2011-05-01 09:00", 10.0],
+        ["c1", "2011-05-01 15:00", 5.0],
+        ["c1", "2011-05-03 09:00", 7.5],
+        ["c1", "2011-05-04 09:00", -2.5],
+        ["c2", "2011-05-04 09:00", 0.0],
+        ["c2", "2011-05-04 10:00", 1.0],
+    ], header=["client", "when", "line_total"])
+    options = SourceOptions(mapping={"customer_id": "client", "invoice_date": "when", "amount": "line_total"})
+    t = compute_rfm([path], options).table.set_index("customer_id")
+    assert t.loc["c1", "frequency"] == 2
+    assert t.loc["c1", "monetary"] == pytest.approx(20.0)
+    assert t.loc["c2", "frequency"] == 1 and t.loc["c2", "recency"] == 1
+
+
+def test_scores_are_quintiles_with_ties_sharing_a_score(tmp_path):
+    rows = []
+    for i in range(10):
+        for n in range(i + 1):  # customer i buys i+1 times: frequencies 1..10
+            rows.append(line(f"{i}-{n}", 1, f"2011-01-{n + 1:02d} 10:00", float(i + 1), f"c{i}"))
+    rows.append(line("x-1", 1, "2011-01-01 10:00", 1.0, "tie"))  # ties with c0 on frequency
+    t = rfm(write_log(tmp_path / "l.csv", rows))
+    assert set(t["f_score"]) == {1, 2, 3, 4, 5}
+    assert t.loc["tie", "f_score"] == t.loc["c0", "f_score"] == 1
+    assert t.loc["c9", "f_score"] == 5 and t.loc["c9", "m_score"] == 5
+    # most recent buyers get the highest recency score
+    assert t.loc["c9", "r_score"] == t["r_score"].max()
+    assert (t["rfm_segment"].notna()).all()
+
+
+def test_no_purchase_at_all_is_a_clear_error(tmp_path):
+    path = write_log(tmp_path / "l.csv", [line("1", 1, "2011-03-01 10:00", 2.0, None)])
+    with pytest.raises(DataError, match="no customer has a purchase"):
+        rfm(path)
+
+
+def test_customer_ids_written_as_floats_are_normalised(tmp_path):
+    frame = pd.DataFrame({"CustomerID": [17850.0, 17850.0], "InvoiceNo": ["1", "2"],
+                          "InvoiceDate": pd.to_datetime(["2011-01-01", "2011-01-02"]),
+                          "Quantity": [1, 1], "UnitPrice": [1.0, 1.0]})
+    path = tmp_path / "f.parquet"
+    frame.to_parquet(path)
+    assert list(rfm(path).index) == ["17850"]

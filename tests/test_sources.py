@@ -1,0 +1,141 @@
+"""Reading every supported format, and clear errors for bad input."""
+
+import gzip
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from rfm.errors import DataError
+from rfm.sources import SourceOptions
+from rfm.table import compute_rfm
+from tests.helpers import HEADER, line, write_log
+
+ROWS = [
+    line("536365", 6, "2010-12-01 08:26:00", 2.55, 17850),
+    line("536366", 2, "2010-12-02 09:00:00", 1.85, 17850),
+    line("536367", 3, "2010-12-03 10:00:00", 4.25, 13047, country="France"),
+]
+
+
+def table(paths, **opts):
+    return compute_rfm([str(p) for p in paths], SourceOptions(**opts)).table
+
+
+@pytest.fixture
+def reference(tmp_path):
+    return table([write_log(tmp_path / "ref.csv", ROWS)])
+
+
+def test_csv_gz_and_semicolon_csv(tmp_path, reference):
+    gz = tmp_path / "log.csv.gz"
+    with gzip.open(gz, "wt") as handle:
+        pd.DataFrame(ROWS, columns=HEADER).to_csv(handle, index=False)
+    semi = write_log(tmp_path / "semi.csv", ROWS, sep=";")
+    pd.testing.assert_frame_equal(table([gz]), reference)
+    pd.testing.assert_frame_equal(table([semi]), reference)
+
+
+def test_us_style_dates_and_decimal_commas(tmp_path, reference):
+    rows = [[r[0], r[1], r[2], r[3], pd.Timestamp(r[4]).strftime("%m/%d/%Y %H:%M"), str(r[5]).replace(".", ","),
+             r[6], r[7]] for r in ROWS]
+    path = write_log(tmp_path / "us.csv", rows, sep=";")
+    pd.testing.assert_frame_equal(table([path]), reference)
+
+
+def test_excel_parquet_glob_and_hive_folder(tmp_path, reference):
+    frame = pd.DataFrame(ROWS, columns=HEADER)
+    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"])
+    xlsx = tmp_path / "log.xlsx"
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as writer:
+        frame.iloc[:2].to_excel(writer, sheet_name="Year 2010", index=False)
+        frame.iloc[2:].to_excel(writer, sheet_name="Year 2011", index=False)
+        pd.DataFrame({"note": ["not data"]}).to_excel(writer, sheet_name="Notes", index=False)
+    pd.testing.assert_frame_equal(table([xlsx]), reference)
+
+    parquet = tmp_path / "log.parquet"
+    frame.to_parquet(parquet)
+    pd.testing.assert_frame_equal(table([parquet]), reference)
+
+    parts = tmp_path / "parts"
+    for i, (_, row) in enumerate(frame.iterrows()):
+        folder = parts / f"month={i}"
+        folder.mkdir(parents=True)
+        row.to_frame().T.astype(frame.dtypes.to_dict()).to_parquet(folder / "part.parquet")
+    pd.testing.assert_frame_equal(table([parts]), reference)
+    pd.testing.assert_frame_equal(table([str(parts / "*" / "*.parquet")]), reference)
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"", "empty.csv", "the file is empty"),
+        (",".join(HEADER).encode() + b"\n", "header.csv", "no data rows"),
+        (b"PAR1\x00\x00binary", "fake.csv", "extension says CSV but the file is a Parquet file"),
+        (b"InvoiceNo,Quantity\n1,2\n", "fake.parquet", "extension says Parquet but the file is text"),
+        (b"InvoiceNo,Quantity\n1,2\n", "fake.xlsx", "extension says Excel"),
+    ],
+)
+def test_files_that_are_not_what_they_say(tmp_path, content, name, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        table([path])
+    assert str(path) in str(info.value)
+
+
+def test_unparsable_date_names_file_column_row_and_value(tmp_path):
+    rows = [*ROWS, line("536368", 1, "yesterday", 1.0, 12345)]
+    path = write_log(tmp_path / "dates.csv", rows)
+    with pytest.raises(DataError) as info:
+        table([path])
+    text = str(info.value)
+    assert "dates.csv, row 4" in text and "'InvoiceDate'" in text and "'yesterday'" in text
+
+
+def test_non_numeric_price_names_file_column_row_and_value(tmp_path):
+    rows = [*ROWS[:1], line("536368", 1, "2010-12-05 10:00", "two fifty", 12345), *ROWS[1:]]
+    path = write_log(tmp_path / "prices.csv", rows)
+    with pytest.raises(DataError) as info:
+        table([path])
+    text = str(info.value)
+    assert "prices.csv, row 2" in text and "'UnitPrice'" in text and "'two fifty'" in text
+
+
+def test_wrong_delimiter_is_explained(tmp_path):
+    path = write_log(tmp_path / "semi.csv", ROWS, sep=";")
+    with pytest.raises(DataError, match="delimiter"):
+        table([path], delimiter=",")
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        table([tmp_path / "nope.csv"])
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "rfm", *args], capture_output=True, text=True)
+
+
+def test_cli_bad_input_is_exit_2_and_one_line_without_traceback(tmp_path):
+    path = write_log(tmp_path / "bad.csv", [line("1", 1, "not a date", 1.0, 1)])
+    result = run_cli("table", "--data", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "bad.csv" in result.stderr and "InvoiceDate" in result.stderr and "not a date" in result.stderr
+
+
+def test_cli_ingest_then_table_round_trip(tmp_path):
+    src = write_log(tmp_path / "log.csv", [*ROWS, line("C9", -1, "2010-12-04 10:00", 2.55, 17850)])
+    out = tmp_path / "clean.parquet"
+    ingest = run_cli("ingest", str(src), "--out", str(out))
+    assert ingest.returncode == 0, ingest.stderr
+    assert "rows read" in ingest.stdout and "return lines" in ingest.stdout
+    direct = run_cli("table", "--data", str(src), "--out", "-")
+    cleaned = run_cli("table", "--data", str(out), "--out", "-")
+    assert direct.returncode == cleaned.returncode == 0
+    assert direct.stdout == cleaned.stdout
+    assert direct.stdout.splitlines()[0] == (
+        "customer_id,recency,frequency,monetary,r_score,f_score,m_score,rfm_segment")
