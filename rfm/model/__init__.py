@@ -1,0 +1,35 @@
+"""K-Means segmentation on the RFM table: choosing k, training, naming, profiles, versioned models.
+
+The public API the CLI, the model server and the dashboard build on (see docs/ARCHITECTURE-model.md).
+Never imports streamlit or a web framework.
+"""
+
+from rfm.model.naming import FOUR_NAMES, NOT_SEGMENTED, NOT_SEGMENTED_NAME
+from rfm.model.pipeline import FEATURES, TrainingData, build_pipeline, training_data
+from rfm.model.profiles import RevenueConcentration, revenue_concentration, segment_profiles
+from rfm.model.segment_model import Cluster, SegmentModel
+from rfm.model.store import ModelStore, load_model_dir, sha256_file
+from rfm.model.sweep import KMetrics, SweepResult, sweep
+from rfm.model.train import train_model
+
+__all__ = [
+    "FEATURES",
+    "FOUR_NAMES",
+    "NOT_SEGMENTED",
+    "NOT_SEGMENTED_NAME",
+    "Cluster",
+    "KMetrics",
+    "ModelStore",
+    "RevenueConcentration",
+    "SegmentModel",
+    "SweepResult",
+    "TrainingData",
+    "build_pipeline",
+    "load_model_dir",
+    "revenue_concentration",
+    "segment_profiles",
+    "sha256_file",
+    "sweep",
+    "train_model",
+    "training_data",
+]

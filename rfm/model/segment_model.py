@@ -1,0 +1,180 @@
+"""`SegmentModel`: a fitted pipeline plus its metadata (names, centroids, provenance).
+
+Scoring is the hot path of the model server (one customer per request), so `predict` does not go
+through the Pipeline: the scaler's mean/scale and the KMeans centres are copied into plain numpy
+arrays once, and a row costs a log1p, a subtraction and an argmin (microseconds, no pandas, no
+scikit-learn input validation). The result is the same as `pipeline.predict` (tested).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from rfm.errors import DataError, ModelError
+from rfm.model.naming import NOT_SEGMENTED, NOT_SEGMENTED_NAME, check_name
+from rfm.model.pipeline import FEATURES
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """One segment of a model: its id (KMeans label), business name and centroid in original units."""
+
+    id: int
+    name: str
+    centroid: dict[str, float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "centroid": dict(self.centroid)}
+
+
+class SegmentModel:
+    """A trained segmentation model. Built by `train_model` or loaded by `ModelStore`/`load_model_dir`.
+
+    Cluster ids are 0..k-1, ordered from the most valuable centroid (recent, frequent, high spend)
+    to the least; customers with zero or negative monetary get `NOT_SEGMENTED` (-1), named
+    `NOT_SEGMENTED_NAME`, as they were kept out of training.
+    """
+
+    def __init__(self, pipeline: Pipeline, metadata: Mapping[str, Any]) -> None:
+        self.pipeline = pipeline
+        self._metadata = copy.deepcopy(dict(metadata))
+        scale = pipeline.named_steps["scale"]
+        kmeans = pipeline.named_steps["kmeans"]
+        self._mean = np.asarray(scale.mean_, dtype="float64")
+        self._scale = np.asarray(scale.scale_, dtype="float64")
+        self._centers = np.ascontiguousarray(kmeans.cluster_centers_, dtype="float64")
+        self._center_sq = (self._centers**2).sum(axis=1)
+        self._clusters = [
+            Cluster(int(c["id"]), str(c["name"]), {f: float(c["centroid"][f]) for f in FEATURES})
+            for c in self._metadata.get("clusters", [])
+        ]
+        self._names = {c.id: c.name for c in self._clusters}
+        if sorted(self._names) != list(range(len(self._centers))):
+            raise ModelError(
+                f"model metadata lists clusters {sorted(self._names)} but the pipeline has "
+                f"{len(self._centers)} centres"
+            )
+
+    # --- what a model is ------------------------------------------------------------------------
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of metadata.json's content (edit through ModelStore, not here)."""
+        return copy.deepcopy(self._metadata)
+
+    @property
+    def version(self) -> str | None:
+        """The version directory name, or None for a model not saved yet."""
+        return self._metadata.get("version")
+
+    @property
+    def k(self) -> int:
+        return len(self._centers)
+
+    @property
+    def clusters(self) -> list[Cluster]:
+        return list(self._clusters)
+
+    def segment_name(self, cluster_id: int) -> str:
+        """The business name of a cluster id (including NOT_SEGMENTED)."""
+        if int(cluster_id) == NOT_SEGMENTED:
+            return NOT_SEGMENTED_NAME
+        try:
+            return self._names[int(cluster_id)]
+        except KeyError:
+            raise ModelError(f"model {self.version or '(unsaved)'} has no cluster {cluster_id} "
+                             f"(clusters are 0..{self.k - 1})") from None
+
+    def cluster_id(self, name: str) -> int:
+        """The cluster id of a segment name (case-insensitive)."""
+        wanted = " ".join(str(name).split()).casefold()
+        for cluster_id, cluster_name in self._names.items():
+            if cluster_name.casefold() == wanted:
+                return cluster_id
+        if wanted == NOT_SEGMENTED_NAME.casefold():
+            return NOT_SEGMENTED
+        known = ", ".join(repr(n) for n in [*self._names.values(), NOT_SEGMENTED_NAME])
+        raise ModelError(f"model {self.version or '(unsaved)'} has no segment {name!r} (segments: {known})")
+
+    def renamed(self, cluster_id: int, name: str) -> SegmentModel:
+        """A copy with one cluster renamed (names are checked: non-empty, unique)."""
+        self.segment_name(cluster_id)
+        if int(cluster_id) == NOT_SEGMENTED:
+            raise ModelError(f"{NOT_SEGMENTED_NAME!r} is not a cluster and cannot be renamed")
+        others = [n for i, n in self._names.items() if i != int(cluster_id)]
+        new_name = check_name(name, others)
+        metadata = self.metadata
+        for cluster in metadata["clusters"]:
+            if int(cluster["id"]) == int(cluster_id):
+                cluster["name"] = new_name
+        return SegmentModel(self.pipeline, metadata)
+
+    # --- scoring --------------------------------------------------------------------------------
+    def predict(self, X: np.ndarray | pd.DataFrame | Any) -> np.ndarray:
+        """Cluster ids (int64) for rows of recency, frequency, monetary.
+
+        Accepts a numpy (n, 3) array or a single row (3,) in that column order (the fast path), or a
+        DataFrame with those columns. Rows with monetary <= 0 get NOT_SEGMENTED (-1).
+        """
+        values = _as_matrix(X)
+        ids = np.full(len(values), NOT_SEGMENTED, dtype="int64")
+        positive = values[:, 2] > 0
+        if positive.all():
+            return self._nearest(values)
+        if positive.any():
+            ids[positive] = self._nearest(values[positive])
+        return ids
+
+    def predict_names(self, X: np.ndarray | pd.DataFrame | Any) -> list[str]:
+        """Segment names for rows of recency, frequency, monetary."""
+        return [self.segment_name(i) for i in self.predict(X)]
+
+    def assign(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The RFM table with `cluster` and `segment` columns added (a copy)."""
+        ids = self.predict(table)
+        names = np.array([*self._names_by_id(), NOT_SEGMENTED_NAME], dtype=object)
+        out = table.copy()
+        out["cluster"] = ids
+        out["segment"] = names[ids]  # -1 indexes the last entry: NOT_SEGMENTED_NAME
+        return out
+
+    def _names_by_id(self) -> list[str]:
+        return [self._names[i] for i in range(self.k)]
+
+    def _nearest(self, values: np.ndarray) -> np.ndarray:
+        z = (np.log1p(values) - self._mean) / self._scale
+        # argmin ||z - c||^2 = argmin (||c||^2 - 2 z.c); same arithmetic order as KMeans in float64.
+        distances = self._center_sq[None, :] - 2.0 * (z @ self._centers.T)
+        return np.argmin(distances, axis=1).astype("int64")
+
+    def __repr__(self) -> str:
+        names = ", ".join(c.name for c in self._clusters)
+        return f"SegmentModel(version={self.version!r}, k={self.k}, clusters=[{names}])"
+
+
+def _as_matrix(X: Any) -> np.ndarray:
+    """Rows of (recency, frequency, monetary) as a float64 (n, 3) array, with one-line errors."""
+    if isinstance(X, pd.DataFrame):
+        missing = [f for f in FEATURES if f not in X.columns]
+        if missing:
+            raise DataError(f"missing column {', '.join(missing)} (expected {', '.join(FEATURES)})")
+        X = X[list(FEATURES)].to_numpy(dtype="float64", na_value=np.nan)
+    try:
+        values = np.asarray(X, dtype="float64")
+    except (TypeError, ValueError):
+        raise DataError("recency, frequency and monetary must be numbers") from None
+    if values.ndim == 1:
+        values = values.reshape(1, -1)
+    if values.ndim != 2 or values.shape[1] != 3:
+        raise DataError(f"expected rows of 3 values (recency, frequency, monetary), got shape {values.shape}")
+    if not np.isfinite(values).all():
+        raise DataError("recency, frequency and monetary must be finite numbers")
+    if (values[:, :2] < 0).any():
+        raise DataError("recency and frequency cannot be negative")
+    return values

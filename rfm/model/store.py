@@ -1,0 +1,268 @@
+"""Model versions on disk: `models/<version>/{model.joblib, metadata.json}` and `models/CURRENT`.
+
+Every write is atomic: a version is written into a hidden temporary directory and renamed into
+place, and single files (metadata.json after a rename, CURRENT) are written to a temporary file and
+`os.replace`d, so a crash at any point leaves either the old state or the new one, never a half
+model. Loading checks the sha256 of model.joblib (recorded in metadata.json) BEFORE unpickling it,
+so a tampered or corrupted file is refused rather than executed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+from sklearn.pipeline import Pipeline
+
+from rfm.errors import ModelError
+from rfm.model.segment_model import SegmentModel
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+CURRENT_FILE = "CURRENT"
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_TMP_PREFIX = ".tmp-"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_model_dir(path: str | os.PathLike[str]) -> SegmentModel:
+    """A model from a directory holding model.joblib and metadata.json (a version directory, or
+    SageMaker's /opt/ml/model). Refuses a model.joblib whose sha256 differs from the metadata's."""
+    directory = Path(path)
+    metadata = read_metadata(directory)
+    model_path = directory / MODEL_FILE
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: missing (a model directory holds {MODEL_FILE} and {METADATA_FILE})")
+    expected = metadata.get("sha256")
+    actual = sha256_file(model_path)
+    if not isinstance(expected, str) or actual != expected:
+        raise ModelError(
+            f"{model_path}: sha256 {actual[:12]}... does not match metadata.json "
+            f"({str(expected)[:12]}...): the file was modified or corrupted; refusing to load it"
+        )
+    try:
+        pipeline = joblib.load(model_path)
+    except Exception as exc:  # a matching hash but unreadable pickle: wrong library versions
+        raise ModelError(f"{model_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != ["log1p", "scale", "kmeans"]:
+        raise ModelError(f"{model_path}: not an rfm segmentation pipeline (log1p -> scale -> kmeans)")
+    try:
+        return SegmentModel(pipeline, metadata)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{directory / METADATA_FILE}: malformed cluster list ({exc})") from exc
+
+
+def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(directory) / METADATA_FILE
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing (not a model directory?)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable or not valid JSON ({exc})") from None
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("clusters"), list):
+        raise ModelError(f"{path}: not a model's metadata (no cluster list)")
+    return metadata
+
+
+class ModelStore:
+    """The versions in one models directory (default `models`)."""
+
+    def __init__(self, models_dir: str | os.PathLike[str] = "models") -> None:
+        self.root = Path(models_dir)
+
+    # --- reading --------------------------------------------------------------------------------
+    def list_versions(self) -> list[str]:
+        """Saved versions, oldest first (version names start with their UTC creation time)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
+        )
+
+    def current_version(self) -> str | None:
+        """The promoted version named by CURRENT, or None when nothing is promoted."""
+        try:
+            text = (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def path(self, version: str) -> Path:
+        """The directory of an existing version (one-line error for an unknown one)."""
+        if not _VERSION_RE.match(version or ""):
+            raise ModelError(f"{version!r} is not a valid model version name")
+        directory = self.root / version
+        if not directory.is_dir():
+            known = self.list_versions()
+            hint = f"versions in {self.root}: {', '.join(known[-5:])}" if known else f"{self.root} has no models"
+            raise ModelError(f"unknown model version {version!r} ({hint})")
+        return directory
+
+    def load(self, version: str | None = None) -> SegmentModel:
+        """A saved version (None: the promoted one), checked against its sha256."""
+        if version is None:
+            version = self.current_version()
+            if version is None:
+                raise ModelError(
+                    f"no promoted model in {self.root} (train one with `rfm train --promote` "
+                    "or promote one with `rfm models promote VERSION`)"
+                )
+        model = load_model_dir(self.path(version))
+        if model.version != version:
+            raise ModelError(f"{self.root / version / METADATA_FILE}: records version {model.version!r}")
+        return model
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """One dict a version (from metadata.json, without unpickling): for listings."""
+        current = self.current_version()
+        out = []
+        for version in self.list_versions():
+            try:
+                meta = read_metadata(self.root / version)
+            except ModelError as exc:
+                out.append({"version": version, "current": version == current, "error": str(exc)})
+                continue
+            out.append({
+                "version": version,
+                "current": version == current,
+                "created": meta.get("created"),
+                "k": meta.get("k"),
+                "snapshot": meta.get("snapshot"),
+                "customers": (meta.get("rows") or {}).get("trained_customers"),
+                "segments": [c.get("name") for c in meta["clusters"]],
+            })
+        return out
+
+    # --- writing --------------------------------------------------------------------------------
+    def save(self, model: SegmentModel, version: str | None = None) -> str:
+        """Write a model as a new version (atomically) and return the version name."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = version or _new_version_name(model.k)
+        if not _VERSION_RE.match(base):
+            raise ModelError(f"{base!r} is not a valid model version name")
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.root))
+        try:
+            joblib.dump(model.pipeline, tmp / MODEL_FILE)
+            _fsync(tmp / MODEL_FILE)
+            metadata = model.metadata
+            metadata["sha256"] = sha256_file(tmp / MODEL_FILE)
+            for attempt in range(1, 100):
+                name = base if attempt == 1 else f"{base}-{attempt}"
+                if (self.root / name).exists():
+                    if version is not None:
+                        raise ModelError(f"model version {version!r} already exists in {self.root}")
+                    continue
+                metadata["version"] = name
+                _write_json(tmp / METADATA_FILE, metadata)
+                try:
+                    os.rename(tmp, self.root / name)
+                except OSError:  # created concurrently: try the next name
+                    if version is not None:
+                        raise
+                    continue
+                _fsync_dir(self.root)
+                return name
+            raise ModelError(f"cannot find a free version name for {base!r} in {self.root}")
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def promote(self, version: str) -> None:
+        """Make a version the one CURRENT names (it must load and pass its sha256 check)."""
+        self.load(version)
+        _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode())
+
+    def rename_cluster(self, version: str, cluster_id: int, name: str) -> SegmentModel:
+        """Give a cluster of a saved version a new business name (metadata.json rewritten atomically)."""
+        model = self.load(version).renamed(cluster_id, name)
+        _write_json(self.path(version) / METADATA_FILE, model.metadata)
+        return model
+
+    def package(self, version: str, out: str | os.PathLike[str]) -> Path:
+        """model.tar.gz for SageMaker: model.joblib and metadata.json at the archive root, so they
+        unpack straight into /opt/ml/model. The version is verified first."""
+        model = self.load(version)
+        directory = self.path(version)
+        out_path = Path(out)
+        with _atomic_file(out_path) as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
+            for name in (MODEL_FILE, METADATA_FILE):
+                tar.add(directory / name, arcname=name, filter=_normalise_member)
+        if sha256_file(directory / MODEL_FILE) != model.metadata["sha256"]:
+            out_path.unlink(missing_ok=True)
+            raise ModelError(f"{directory / MODEL_FILE} changed while it was being packaged")
+        return out_path
+
+
+def _new_version_name(k: int) -> str:
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S") + f"-k{k}"
+
+
+def _normalise_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Archive members owned by root with plain permissions, whoever built the package."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    info.mode = 0o644
+    return info
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _atomic_write_bytes(path: Path, payload: bytes) -> None:
+    with _atomic_file(path) as handle:
+        handle.write(payload)
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[io.BufferedWriter]:
+    """A file written next to `path` and renamed over it only when the block completes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    with suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

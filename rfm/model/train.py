@@ -1,0 +1,122 @@
+"""`train_model`: fit the pipeline for one k and describe it (names, centroids, provenance)."""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC, datetime
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+
+import rfm
+from rfm.model.naming import default_names, value_order
+from rfm.model.pipeline import (
+    DEFAULT_SEED,
+    FEATURES,
+    TRAIN_N_INIT,
+    TRANSFORM,
+    build_pipeline,
+    centroids_original,
+    check_k,
+    training_data,
+)
+from rfm.model.segment_model import SegmentModel
+from rfm.model.sweep import SILHOUETTE_SAMPLE, SweepResult, silhouette_indices, silhouettes_from_sample
+from rfm.table import RfmResult
+
+METADATA_FORMAT = 1
+
+
+def train_model(
+    rfm_table: pd.DataFrame | RfmResult,
+    k: int,
+    *,
+    seed: int = DEFAULT_SEED,
+    rfm_result: RfmResult | None = None,
+    sweep_result: SweepResult | None = None,
+) -> SegmentModel:
+    """Fit log1p -> StandardScaler -> KMeans(k) on the customers with positive monetary.
+
+    Deterministic for the same table, k and seed. Pass the `RfmResult` (or give it as the table) so the
+    metadata records the snapshot date, returns policy and data fingerprint; pass a `SweepResult` to
+    keep the sweep's metrics with the model. The model is not saved: see `ModelStore.save`.
+    """
+    if isinstance(rfm_table, RfmResult):
+        rfm_result = rfm_result or rfm_table
+        rfm_table = rfm_table.table
+    data = training_data(rfm_table)
+    check_k(k, data)
+    pipeline = build_pipeline(k, seed=seed, n_init=TRAIN_N_INIT).fit(data.X)
+    _order_by_value(pipeline)
+    labels = pipeline.named_steps["kmeans"].labels_
+    centroids = centroids_original(pipeline)
+    names = default_names(centroids, data.X, value_rank=range(k))
+    counts = np.bincount(labels, minlength=k)
+    clusters = [
+        {
+            "id": i,
+            "name": names[i],
+            "default_name": names[i],
+            "centroid": {f: round(float(v), 4) for f, v in zip(FEATURES, centroids[i], strict=True)},
+            "customers": int(counts[i]),
+        }
+        for i in range(k)
+    ]
+    metadata: dict[str, Any] = {
+        "format": METADATA_FORMAT,
+        "version": None,
+        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "k": k,
+        "seed": seed,
+        "features": list(FEATURES),
+        "transform": TRANSFORM,
+        "pipeline": {name: type(step).__name__ for name, step in pipeline.steps},
+        "kmeans": {"n_init": TRAIN_N_INIT, "init": "k-means++", "algorithm": "lloyd"},
+        "snapshot": rfm_result.snapshot.isoformat() if rfm_result else None,
+        "returns_policy": rfm_result.options.returns if rfm_result else None,
+        "data_fingerprint": rfm_result.fingerprint if rfm_result else None,
+        "rows": data.summary(),
+        "metrics": _model_metrics(pipeline, data.X, labels, seed),
+        "sweep": sweep_result.as_dict() if sweep_result else None,
+        "clusters": clusters,
+        "libraries": {
+            "python": platform.python_version(),
+            "rfm": rfm.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "joblib": joblib.__version__,
+        },
+        "sha256": None,
+    }
+    return SegmentModel(pipeline, metadata)
+
+
+def _order_by_value(pipeline: Any) -> None:
+    """Renumber clusters from most to least valuable, so ids read the same way in every model."""
+    kmeans = pipeline.named_steps["kmeans"]
+    order = value_order(kmeans.cluster_centers_)
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(len(order))
+    kmeans.cluster_centers_ = np.ascontiguousarray(kmeans.cluster_centers_[order])
+    kmeans.labels_ = new_id[kmeans.labels_].astype(kmeans.labels_.dtype)
+
+
+def _model_metrics(pipeline: Any, X: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
+    """The trained model's own metrics, computed like the sweep's."""
+    Z = pipeline[:-1].transform(X)
+    k = int(labels.max()) + 1
+    sample = silhouette_indices(len(Z), SILHOUETTE_SAMPLE, seed)
+    silhouette = silhouettes_from_sample(Z[sample], {k: labels[sample]})[k]
+    return {
+        "inertia": float(pipeline.named_steps["kmeans"].inertia_),
+        "silhouette": silhouette,
+        "silhouette_sample": len(sample),
+        "davies_bouldin": float(davies_bouldin_score(Z, labels)),
+        "calinski_harabasz": float(calinski_harabasz_score(Z, labels)),
+        "smallest_cluster_share": float(np.bincount(labels).min() / len(labels)),
+    }
