@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from rfm.cli.common import add_read_args, add_rfm_args, rfm_from_args, source_options, write_csv
+from rfm.cli.common import (
+    add_read_args,
+    add_rfm_args,
+    rfm_from_args,
+    rfm_sql_from_args,
+    source_options,
+    write_csv,
+)
 from rfm.demo import write_demo
 from rfm.ingest import ingest
 
@@ -14,7 +21,13 @@ from rfm.ingest import ingest
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("ingest", help="convert a log to a cleaned Parquet file and report the cleaning")
     p.add_argument("src", nargs="+", metavar="SRC", help="CSV, Excel or Parquet files, globs or folders")
-    p.add_argument("--out", required=True, metavar="FILE.parquet")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", metavar="FILE.parquet", help="write one cleaned Parquet file")
+    target.add_argument("--to", metavar="S3_URI",
+                        help="upload to s3://bucket/prefix/ as Parquet partitioned by year and month "
+                        "(Hive style, for `rfm athena ddl`); credentials from the AWS chain")
+    p.add_argument("--replace", action="store_true",
+                   help="with --to: replace the objects already under the prefix")
     p.add_argument("--json", action="store_true", help="print the cleaning report as JSON")
     add_read_args(p)
     p.set_defaults(func=cmd_ingest)
@@ -22,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("table", help="compute the per-customer RFM table")
     add_rfm_args(p)
     p.add_argument("--out", default="-", metavar="FILE.csv", help="CSV file to write, - for standard output")
+    p.add_argument("--print-sql", action="store_true",
+                   help="print the exact SQL that would run (for Athena: that would be sent), and stop")
     p.set_defaults(func=cmd_table)
 
     p = subparsers.add_parser("demo-data", help="write a deterministic synthetic log (Online Retail schema)")
@@ -32,16 +47,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    report = ingest(args.src, args.out, source_options(args))
+    if args.to:
+        from rfm.s3 import ingest_to_s3
+
+        upload = ingest_to_s3(args.src, args.to, source_options(args), replace=args.replace)
+        report = upload.report
+        done = f"uploaded {len(upload.keys)} Parquet file(s) to {upload.location.uri}"
+        if upload.first_year is not None:
+            done += (f"\nnext: rfm athena ddl --location {upload.location.uri} "
+                     f"--years {upload.first_year}-{upload.last_year} --database DB --table TABLE")
+    else:
+        report = ingest(args.src, args.out, source_options(args))
+        done = f"wrote {args.out}"
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
         print(report.format())
-        print(f"wrote {args.out}", file=sys.stderr)
+        print(done, file=sys.stderr)
     return 0
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    if args.print_sql:
+        sql, parameters = rfm_sql_from_args(args)
+        print(sql)
+        if parameters:
+            print(f"-- execution parameters (in order): {', '.join(parameters)}", file=sys.stderr)
+        return 0
     result = rfm_from_args(args)
     write_csv(result.table, args.out)
     if args.out != "-":

@@ -1,0 +1,373 @@
+"""The Athena source: the RFM query pushed down to Amazon Athena (engine v3), the table read back.
+
+The log lives in S3 as the cleaned Parquet written by `rfm ingest --to s3://...` (canonical columns,
+partitioned by year and month) behind an external table (`rfm athena ddl`). Athena runs the one RFM
+statement of rfm/query.py, rendered by rfm/dialects.py; only the per-customer table comes back.
+
+Safety: database, table and column names are checked against a strict identifier pattern before
+they reach SQL (a column mapping is user input); values (the snapshot date) travel as Athena
+execution parameters; credentials are never read or stored here: boto3's normal chain (environment,
+~/.aws, SSO, instance or task role) supplies them.
+
+Configuration, first found wins: explicit values (CLI flags), environment variables RFM_ATHENA_*,
+then the `[athena]` table of `.streamlit/secrets.toml` (read with tomllib; rfm never imports
+streamlit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rfm.dialects import RenderedQuery, render_athena
+from rfm.errors import RfmError
+from rfm.query import rfm_sql
+from rfm.table import RfmOptions, RfmResult, _result
+
+# Letters, digits and underscores, not starting with a digit: what Glue/Athena names can be anyway.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?")
+# The canonical columns the RFM statement reads from a cleaned log.
+QUERY_COLUMNS: tuple[str, ...] = ("customer_id", "invoice_id", "invoice_date", "amount")
+
+ENV_PREFIX = "RFM_ATHENA_"
+SECRETS_SECTION = "athena"
+DEFAULT_SECRETS = Path(".streamlit") / "secrets.toml"
+DEFAULT_TIMEOUT_SECONDS = 600.0
+# Keys that must never sit in the app's configuration: credentials come from the AWS chain.
+CREDENTIAL_KEYS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                             "access_key", "secret_key", "password"})
+
+
+class AthenaError(RfmError):
+    """Athena configuration is wrong, or a query failed, timed out or could not be sent."""
+
+
+def validate_identifier(value: object, what: str) -> str:
+    """`value` if it is a plain identifier; anything else (quotes, dots, spaces, SQL) is refused."""
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        raise AthenaError(
+            f"{what} {value!r} is not a valid Athena name: use letters, digits and underscores "
+            "(starting with a letter or underscore, at most 128 characters)"
+        )
+    return value
+
+
+def quote_athena(name: str) -> str:
+    """A validated identifier in double quotes (Trino DML syntax)."""
+    return '"' + validate_identifier(name, "name") + '"'
+
+
+@dataclass(frozen=True)
+class AthenaConfig:
+    """Where the cleaned log is (database.table) and how Athena is reached.
+
+    `columns` maps a canonical column (customer_id, invoice_id, invoice_date, amount) to the
+    table's own column name when they differ. `s3_staging_dir` may be left out when the workgroup
+    has a result location. `unload` makes Athena write the result as Parquet (faster for big tables).
+    """
+
+    database: str
+    table: str
+    workgroup: str | None = None
+    region: str | None = None
+    s3_staging_dir: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+    unload: bool = False
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    poll_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.database, "database")
+        validate_identifier(self.table, "table")
+        if self.workgroup is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,128}", self.workgroup):
+            raise AthenaError(f"workgroup {self.workgroup!r} is not a valid Athena workgroup name")
+        if self.region is not None and not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", self.region):
+            raise AthenaError(f"region {self.region!r} is not an AWS region name (e.g. eu-west-1)")
+        if self.s3_staging_dir is not None and not S3_URI.fullmatch(self.s3_staging_dir):
+            raise AthenaError(f"S3 staging dir {self.s3_staging_dir!r} is not an s3://bucket/prefix/ URI")
+        for canonical, column in self.columns:
+            if canonical not in QUERY_COLUMNS:
+                raise AthenaError(
+                    f"column mapping {canonical!r}: the Athena source maps only {', '.join(QUERY_COLUMNS)}"
+                )
+            validate_identifier(column, f"column for {canonical}")
+        if not self.timeout_seconds > 0:
+            raise AthenaError("the Athena timeout must be a positive number of seconds")
+
+    @property
+    def column_map(self) -> dict[str, str]:
+        return dict(self.columns)
+
+    def describe(self) -> str:
+        return f"athena:{self.database}.{self.table}"
+
+
+_FIELDS = ("database", "table", "workgroup", "region", "s3_staging_dir", "columns", "unload",
+           "timeout_seconds", "poll_interval")
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    secrets_path: str | os.PathLike[str] | None = None,
+) -> AthenaConfig:
+    """Athena settings from `overrides` (CLI flags; None values ignored), then RFM_ATHENA_* variables,
+    then `[athena]` in .streamlit/secrets.toml (RFM_SECRETS_TOML names another file)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    secrets = _read_secrets(Path(secrets_path or env.get("RFM_SECRETS_TOML") or DEFAULT_SECRETS))
+    values.update(secrets)
+    for name in _FIELDS:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw not in (None, ""):
+            values[name] = raw
+    for name, value in (overrides or {}).items():
+        if name not in _FIELDS:
+            raise AthenaError(f"unknown Athena setting {name!r}")
+        if value not in (None, "", {}, ()):
+            values[name] = value
+    missing = [n for n in ("database", "table") if not values.get(n)]
+    if missing:
+        flags = " and ".join(f"--{n}" for n in missing)
+        envs = " / ".join(ENV_PREFIX + n.upper() for n in missing)
+        raise AthenaError(f"Athena source needs {flags} (or {envs}, or [athena] in secrets.toml)")
+    return AthenaConfig(
+        database=str(values["database"]),
+        table=str(values["table"]),
+        workgroup=_opt_str(values.get("workgroup")),
+        region=_opt_str(values.get("region")),
+        s3_staging_dir=_opt_str(values.get("s3_staging_dir")),
+        columns=_columns(values.get("columns")),
+        unload=_bool(values.get("unload", False), "unload"),
+        timeout_seconds=_number(values.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS), "timeout_seconds"),
+        poll_interval=_number(values.get("poll_interval", 1.0), "poll_interval"),
+    )
+
+
+def athena_source_sql(config: AthenaConfig) -> str:
+    """The relation the RFM statement reads: the table, or a renaming select over it."""
+    table = f"{quote_athena(config.database)}.{quote_athena(config.table)}"
+    mapping = config.column_map
+    if not mapping:
+        return table
+    select = ", ".join(
+        f"{quote_athena(mapping.get(c, c))} AS {c}" for c in QUERY_COLUMNS
+    )
+    return f"(SELECT {select} FROM {table}) AS source_lines"
+
+
+def athena_rfm_query(config: AthenaConfig, options: RfmOptions | None = None) -> RenderedQuery:
+    """The exact statement (and execution parameters) sent to Athena for the RFM table."""
+    options = options or RfmOptions()
+    sql = rfm_sql(athena_source_sql(config), cleaned=True, snapshot=options.snapshot, returns=options.returns)
+    return render_athena(sql)
+
+
+def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
+    """A pyathena connection with the Pandas cursor (results read from S3 with pyarrow, or UNLOAD
+    Parquet). Extra keyword arguments go to pyathena/boto3 (tests pass endpoint settings)."""
+    try:
+        from pyathena import connect
+        from pyathena.pandas.cursor import PandasCursor
+    except ImportError as exc:  # pragma: no cover - pyathena is a runtime dependency
+        raise AthenaError("the Athena source needs the PyAthena package (pip install PyAthena)") from exc
+    params: dict[str, Any] = {
+        "schema_name": config.database,
+        "cursor_class": PandasCursor,
+        "cursor_kwargs": {"unload": config.unload, "engine": "pyarrow"},
+        "poll_interval": config.poll_interval,
+    }
+    # An empty string makes pyathena skip its own environment fallbacks; None lets it use them.
+    if config.s3_staging_dir is not None:
+        params["s3_staging_dir"] = config.s3_staging_dir
+    if config.workgroup is not None:
+        params["work_group"] = config.workgroup
+    if config.region is not None:
+        params["region_name"] = config.region
+    params.update(kwargs)
+    try:
+        return connect(**params)
+    except Exception as exc:
+        raise AthenaError(f"cannot connect to Athena: {_reason(exc)}") from exc
+
+
+def run_query(connection: Any, query: RenderedQuery, timeout_seconds: float) -> pd.DataFrame:
+    """Run `query` and return its rows; failures and timeouts become an AthenaError naming the query
+    id and Athena's reason. A query still running at the timeout is cancelled."""
+    return _execute(connection, query, timeout_seconds, fetch=True)
+
+
+def run_statement(connection: Any, sql: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> str:
+    """Run a statement whose result is not read (DDL); return its query id."""
+    from pyathena.cursor import Cursor
+
+    cursor_id: list[str] = []
+    _execute(connection, RenderedQuery("athena", sql), timeout_seconds, fetch=False, cursor_class=Cursor,
+             query_ids=cursor_id)
+    return cursor_id[0] if cursor_id else ""
+
+
+def _execute(
+    connection: Any,
+    query: RenderedQuery,
+    timeout_seconds: float,
+    *,
+    fetch: bool,
+    cursor_class: Any = None,
+    query_ids: list[str] | None = None,
+) -> pd.DataFrame:
+    deadline = time.monotonic() + timeout_seconds
+
+    def on_poll(_execution: Any) -> None:
+        if time.monotonic() > deadline:
+            raise _Timeout
+
+    cursor = (connection.cursor(cursor_class, on_poll=on_poll) if cursor_class
+              else connection.cursor(on_poll=on_poll))
+    try:
+        if query.parameters:
+            cursor.execute(query.sql, list(query.parameters), paramstyle="qmark")
+        else:
+            cursor.execute(query.sql)
+        if query_ids is not None and cursor.query_id:
+            query_ids.append(cursor.query_id)
+        return cursor.as_pandas() if fetch else pd.DataFrame()
+    except _Timeout:
+        query_id = getattr(cursor, "query_id", None)
+        # The query may have ended meanwhile; the timeout is what matters.
+        with contextlib.suppress(Exception):
+            cursor.cancel()
+        raise AthenaError(
+            f"Athena query {query_id} did not finish within {timeout_seconds:g} s and was cancelled "
+            "(raise --athena-timeout / RFM_ATHENA_TIMEOUT_SECONDS, or check the workgroup's queue)"
+        ) from None
+    except RfmError:
+        raise
+    except Exception as exc:
+        query_id = getattr(cursor, "query_id", None)
+        where = f"Athena query {query_id} failed" if query_id else "Athena query could not be started"
+        raise AthenaError(f"{where}: {_reason(exc)}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+
+
+def compute_rfm_athena(
+    config: AthenaConfig,
+    options: RfmOptions | None = None,
+    *,
+    connect: Callable[[AthenaConfig], Any] = connect_athena,
+) -> RfmResult:
+    """The RFM table computed by Athena over the cleaned log in `config.database`.`config.table`."""
+    options = options or RfmOptions()
+    query = athena_rfm_query(config, options)
+    connection = connect(config)
+    try:
+        frame = run_query(connection, query, config.timeout_seconds)
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+    # UNLOAD output has no order; sort as the statement's ORDER BY does (code-point order).
+    if "customer_id" in frame.columns:
+        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    fingerprint = hashlib.sha256(repr((config.describe(), query.sql, query.parameters)).encode()).hexdigest()[:16]
+    return _result(frame, options, fingerprint, where=config.describe())
+
+
+class _Timeout(Exception):
+    """Raised from pyathena's poll callback when the deadline has passed."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if type(exc).__name__ == "NoCredentialsError" or "Unable to locate credentials" in text:
+        return ("no AWS credentials found; configure the AWS chain (AWS_PROFILE, ~/.aws, SSO, "
+                "environment variables or an instance/task role)")
+    return text or type(exc).__name__
+
+
+def _read_secrets(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AthenaError(f"{path}: cannot be read as TOML: {exc}") from exc
+    section = data.get(SECRETS_SECTION, {})
+    if not isinstance(section, dict):
+        raise AthenaError(f"{path}: [{SECRETS_SECTION}] must be a table")
+    leaked = sorted(k for k in section if k.lower() in CREDENTIAL_KEYS)
+    if leaked:
+        raise AthenaError(
+            f"{path}: [{SECRETS_SECTION}] holds {', '.join(leaked)}; remove them: credentials come from "
+            "the AWS chain (AWS_PROFILE, ~/.aws, SSO or a role), never from the app's settings"
+        )
+    unknown = sorted(k for k in section if k not in _FIELDS)
+    if unknown:
+        raise AthenaError(
+            f"{path}: unknown key(s) {', '.join(unknown)} in [{SECRETS_SECTION}]; "
+            f"expected {', '.join(_FIELDS)}"
+        )
+    return dict(section)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _columns(value: Any) -> tuple[tuple[str, str], ...]:
+    if value in (None, "", {}):
+        return ()
+    if isinstance(value, str):  # environment: "customer_id=cust,amount=total"
+        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise AthenaError(f"column mapping {value!r}: expected canonical=column,canonical=column")
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, Mapping):
+        raise AthenaError("the Athena column mapping must be a table of canonical = column")
+    return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise AthenaError(f"Athena setting {name}: expected true or false, got {value!r}")
+
+
+def _number(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AthenaError(f"Athena setting {name}: expected a number, got {value!r}") from None
+
+
+__all__ = [
+    "AthenaConfig",
+    "AthenaError",
+    "athena_rfm_query",
+    "athena_source_sql",
+    "compute_rfm_athena",
+    "connect_athena",
+    "load_config",
+    "run_query",
+    "run_statement",
+    "validate_identifier",
+]

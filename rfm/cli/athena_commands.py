@@ -1,0 +1,45 @@
+"""`rfm athena ddl`: the Athena table over the log uploaded by `rfm ingest --to s3://...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rfm.cli.common import add_athena_args, athena_config_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    athena = subparsers.add_parser("athena", help="Amazon Athena: table DDL for the uploaded log")
+    commands = athena.add_subparsers(dest="athena_command", metavar="ATHENA_COMMAND", required=True)
+
+    p = commands.add_parser(
+        "ddl", help="print CREATE EXTERNAL TABLE (partition projection on year and month) for the log"
+    )
+    p.add_argument("--location", required=True, metavar="S3_URI",
+                   help="the s3://bucket/prefix/ given to `rfm ingest --to`")
+    p.add_argument("--years", default=None, metavar="FIRST-LAST",
+                   help="years the projection covers (default 2000-2099; `rfm ingest --to` prints them)")
+    p.add_argument("--execute", action="store_true",
+                   help="also run CREATE DATABASE IF NOT EXISTS and the DDL in Athena")
+    add_athena_args(p)
+    p.set_defaults(func=cmd_ddl, map=[])
+
+
+def cmd_ddl(args: argparse.Namespace) -> int:
+    from rfm.athena_ddl import DEFAULT_YEARS, create_database_ddl, create_table_ddl, parse_years
+
+    config = athena_config_from_args(args)
+    first, last = parse_years(args.years) if args.years else DEFAULT_YEARS
+    ddl = create_table_ddl(config.database, config.table, args.location, first, last)
+    print(ddl + ";")
+    if args.execute:
+        from rfm.athena import connect_athena, run_statement
+
+        connection = connect_athena(config)
+        try:
+            run_statement(connection, create_database_ddl(config.database), config.timeout_seconds)
+            run_statement(connection, ddl, config.timeout_seconds)
+        finally:
+            connection.close()
+        print(f"created {config.database}.{config.table} in Athena", file=sys.stderr)
+    return 0
