@@ -13,6 +13,8 @@ from rfm.errors import RfmError
 # Each module has `register(subparsers)`, adding its sub-commands with `set_defaults(func=...)`.
 COMMAND_MODULES: tuple[str, ...] = (
     "rfm.cli.data_commands",
+    "rfm.cli.athena_commands",
+    "rfm.cli.model_commands",
 )
 
 
