@@ -37,10 +37,10 @@ def default_names(centroids: np.ndarray, training: np.ndarray, value_rank: Seque
     k = len(centroids)
     rank = np.asarray(value_rank)
     if k == 4:
-        # Best and worst by value; of the middle two, the one buying more often is loyal (repeat
-        # purchases are what loyalty means), the other at risk of not coming back.
+        # Best and worst by value; of the middle two, the one that bought more recently is loyal and
+        # the one that has not bought for longer is at risk (at risk is about recency).
         middle = [i for i in range(4) if rank[i] in (1, 2)]
-        loyal, at_risk = sorted(middle, key=lambda i: (-centroids[i, 1], rank[i]))
+        loyal, at_risk = sorted(middle, key=lambda i: (centroids[i, 0], rank[i]))
         names = [""] * 4
         names[int(np.flatnonzero(rank == 0)[0])] = FOUR_NAMES[0]
         names[loyal] = FOUR_NAMES[1]

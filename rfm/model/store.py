@@ -163,6 +163,7 @@ class ModelStore:
             raise ModelError(f"{base!r} is not a valid model version name")
         tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.root))
         try:
+            tmp.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
             joblib.dump(model.pipeline, tmp / MODEL_FILE)
             _fsync(tmp / MODEL_FILE)
             metadata = model.metadata
@@ -246,6 +247,7 @@ def _atomic_file(path: Path) -> Iterator[io.BufferedWriter]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; readers may be other users
         os.replace(tmp, path)
     except BaseException:
         with suppress(OSError):
