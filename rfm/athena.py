@@ -176,8 +176,8 @@ def athena_rfm_query(config: AthenaConfig, options: RfmOptions | None = None) ->
 
 
 def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
-    """A pyathena connection with the Pandas cursor (results read from S3 with pyarrow, or UNLOAD
-    Parquet). Extra keyword arguments go to pyathena/boto3 (tests pass endpoint settings)."""
+    """A pyathena connection for `config` (credentials from the AWS chain). Extra keyword arguments go
+    to pyathena and boto3, e.g. `endpoint_url` for a VPC endpoint or a local test server."""
     try:
         from pyathena import connect
         from pyathena.pandas.cursor import PandasCursor
@@ -186,7 +186,6 @@ def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
     params: dict[str, Any] = {
         "schema_name": config.database,
         "cursor_class": PandasCursor,
-        "cursor_kwargs": {"unload": config.unload, "engine": "pyarrow"},
         "poll_interval": config.poll_interval,
     }
     # An empty string makes pyathena skip its own environment fallbacks; None lets it use them.
@@ -203,10 +202,16 @@ def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
         raise AthenaError(f"cannot connect to Athena: {_reason(exc)}") from exc
 
 
-def run_query(connection: Any, query: RenderedQuery, timeout_seconds: float) -> pd.DataFrame:
+def run_query(
+    connection: Any, query: RenderedQuery, timeout_seconds: float, *, unload: bool = False
+) -> pd.DataFrame:
     """Run `query` and return its rows; failures and timeouts become an AthenaError naming the query
-    id and Athena's reason. A query still running at the timeout is cancelled."""
-    return _execute(connection, query, timeout_seconds, fetch=True)
+    id and Athena's reason. A query still running at the timeout is cancelled. `unload` reads the
+    result through UNLOAD (Parquet) instead of the CSV result file; both are parsed by pyarrow."""
+    from pyathena.pandas.cursor import PandasCursor
+
+    return _execute(connection, query, timeout_seconds, fetch=True, cursor_class=PandasCursor,
+                    cursor_kwargs={"unload": unload, "engine": "pyarrow"})
 
 
 def run_statement(connection: Any, sql: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> str:
@@ -225,7 +230,8 @@ def _execute(
     timeout_seconds: float,
     *,
     fetch: bool,
-    cursor_class: Any = None,
+    cursor_class: Any,
+    cursor_kwargs: dict[str, Any] | None = None,
     query_ids: list[str] | None = None,
 ) -> pd.DataFrame:
     deadline = time.monotonic() + timeout_seconds
@@ -234,8 +240,7 @@ def _execute(
         if time.monotonic() > deadline:
             raise _Timeout
 
-    cursor = (connection.cursor(cursor_class, on_poll=on_poll) if cursor_class
-              else connection.cursor(on_poll=on_poll))
+    cursor = connection.cursor(cursor_class, on_poll=on_poll, **(cursor_kwargs or {}))
     try:
         if query.parameters:
             cursor.execute(query.sql, list(query.parameters), paramstyle="qmark")
@@ -275,7 +280,7 @@ def compute_rfm_athena(
     query = athena_rfm_query(config, options)
     connection = connect(config)
     try:
-        frame = run_query(connection, query, config.timeout_seconds)
+        frame = run_query(connection, query, config.timeout_seconds, unload=config.unload)
     finally:
         with contextlib.suppress(Exception):
             connection.close()
