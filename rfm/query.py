@@ -57,9 +57,18 @@ def valid_lines_sql(source: str) -> str:
 
 
 def deduplicated_lines_sql(source: str) -> str:
-    """Valid lines, exact duplicates (identical in every source column) collapsed to one."""
-    columns = ", ".join((*CLEANED_COLUMNS, "_cancellation", "_rest_hash"))
-    return f"SELECT DISTINCT {columns} FROM ({valid_lines_sql(source)}) AS valid"
+    """Valid lines, exact duplicates (identical in every source column) collapsed to one.
+
+    Lines are grouped by customer and a 64-bit hash of every other column (the non-canonical ones are
+    in `_rest_hash`): a narrow key keeps the hash table small on logs of many millions of lines, and
+    two different lines of one customer would have to collide on 64 bits to be merged.
+    """
+    line_hash = "hash(invoice_id, invoice_date, quantity, unit_price, amount, country, _cancellation, _rest_hash)"
+    kept = ", ".join(f"any_value({c}) AS {c}" for c in (*CLEANED_COLUMNS[1:], "_cancellation"))
+    return (
+        f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source)}) AS valid "
+        f"GROUP BY customer_id, {line_hash}"
+    )
 
 
 def cleaned_lines_sql(source: str) -> str:
@@ -96,24 +105,33 @@ def rfm_sql(
         if snapshot is not None
         else "SELECT CAST(max(CAST(invoice_date AS DATE)) + INTERVAL 1 DAY AS DATE) AS snapshot_date FROM lines"
     )
-    returned = "l.amount" if returns == "net" else "0"
+    returned = "l.amount" if returns == "net" else "0"  # returns are the negative lines
     segment = segment_case_sql("r_score", "f_score")
     return f"""
 WITH lines AS ({lines}),
 snapshot AS ({snapshot_select}),
-customers AS (
+invoices AS (
     SELECT
         l.customer_id,
-        date_diff('day', max(CASE WHEN l.amount > 0 THEN CAST(l.invoice_date AS DATE) END),
-                  s.snapshot_date) AS recency,
-        count(DISTINCT CASE WHEN l.amount > 0 THEN l.invoice_id END) AS frequency,
-        round(sum(CASE WHEN l.amount > 0 THEN l.amount ELSE {returned} END), 2) + 0.0 AS monetary,
+        l.invoice_id,
+        max(CASE WHEN l.amount > 0 THEN CAST(l.invoice_date AS DATE) END) AS last_purchase,
+        sum(CASE WHEN l.amount > 0 THEN l.amount ELSE {returned} END) AS revenue,
         s.snapshot_date
     FROM lines AS l
     CROSS JOIN snapshot AS s
     WHERE CAST(l.invoice_date AS DATE) < s.snapshot_date
-    GROUP BY l.customer_id, s.snapshot_date
-    HAVING count(CASE WHEN l.amount > 0 THEN 1 END) > 0
+    GROUP BY l.customer_id, l.invoice_id, s.snapshot_date
+),
+customers AS (
+    SELECT
+        customer_id,
+        date_diff('day', max(last_purchase), snapshot_date) AS recency,
+        count(last_purchase) AS frequency,
+        round(sum(revenue), 2) + 0.0 AS monetary,
+        snapshot_date
+    FROM invoices
+    GROUP BY customer_id, snapshot_date
+    HAVING count(last_purchase) > 0
 ),
 ranked AS (
     SELECT

@@ -60,6 +60,9 @@ DATE_FORMATS: tuple[str, ...] = (
     "%d-%m-%Y",
 )
 
+_INTEGER_TYPES = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
+                  "UTINYINT")
+
 _MAGIC_PARQUET = b"PAR1"
 _MAGIC_ZIP = b"PK\x03\x04"
 _MAGIC_GZIP = b"\x1f\x8b"
@@ -385,7 +388,10 @@ def _customer_expr(column: str, dtype: str) -> str:
             f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
             f"ELSE CAST({col} AS VARCHAR) END"
         )
-    return f"NULLIF(regexp_replace(trim(CAST({col} AS VARCHAR)), '\\.0+$', ''), '')"
+    if dtype in _INTEGER_TYPES:
+        return f"CAST({col} AS VARCHAR)"
+    text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+    return f"CASE WHEN {text} LIKE '%.0' THEN regexp_replace({text}, '\\.0+$', '') ELSE {text} END"
 
 
 def _date_expr(
@@ -419,8 +425,7 @@ def _number_expr(
     con: duckdb.DuckDBPyConnection, raw: str, column: str, dtype: str, locate: _Locator, checks: list[_Check]
 ) -> str:
     col = q(column)
-    if dtype in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "DOUBLE",
-                 "FLOAT", "REAL") or dtype.startswith("DECIMAL"):
+    if dtype in _INTEGER_TYPES or dtype in ("DOUBLE", "FLOAT", "REAL") or dtype.startswith("DECIMAL"):
         return f"CAST({col} AS DOUBLE)"
     if dtype == "BOOLEAN" or dtype.startswith("TIMESTAMP") or dtype == "DATE":
         raise DataError(f"{locate.where()}: column {column!r} should hold numbers but holds {dtype} values")
