@@ -59,15 +59,14 @@ def valid_lines_sql(source: str) -> str:
 def deduplicated_lines_sql(source: str) -> str:
     """Valid lines, exact duplicates (identical in every source column) collapsed to one.
 
-    Lines are grouped by customer and a 64-bit hash of every other column (the non-canonical ones are
-    in `_rest_hash`): a narrow key keeps the hash table small on logs of many millions of lines, and
-    two different lines of one customer would have to collide on 64 bits to be merged.
+    Lines are grouped by customer and `_line_hash`, the source's 64-bit hash of every other column: a
+    narrow key keeps the hash table small on logs of many millions of lines, and two different lines of
+    one customer would have to collide on 64 bits to be merged.
     """
-    line_hash = "hash(invoice_id, invoice_date, quantity, unit_price, amount, country, _cancellation, _rest_hash)"
     kept = ", ".join(f"any_value({c}) AS {c}" for c in (*CLEANED_COLUMNS[1:], "_cancellation"))
     return (
         f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source)}) AS valid "
-        f"GROUP BY customer_id, {line_hash}"
+        "GROUP BY customer_id, _line_hash"
     )
 
 

@@ -6,10 +6,11 @@ own Excel support is an extension that cannot be downloaded here), maps the head
 columns, converts types with a clear error for the first bad value, and registers a view with:
 
     customer_id VARCHAR, invoice_id VARCHAR, invoice_date TIMESTAMP, quantity DOUBLE,
-    unit_price DOUBLE, amount DOUBLE, country VARCHAR, _cancellation BOOLEAN, _rest_hash UBIGINT
+    unit_price DOUBLE, amount DOUBLE, country VARCHAR, _cancellation BOOLEAN, _line_hash UBIGINT
 
-`_rest_hash` summarises the columns that are not canonical (stock code, description, ...), so that
-"exact duplicate line" means identical in every column of the source without carrying the text.
+`_line_hash` is a 64-bit hash of every source column but the customer (invoice, stock code,
+description, ...), so that "exact duplicate line" (identical in every column of the source) is a
+narrow, engine-neutral key in the RFM query: same customer and same line hash.
 """
 
 from __future__ import annotations
@@ -341,12 +342,12 @@ def _canonical_select(
     exprs[C.COUNTRY] = (
         f"NULLIF(trim(CAST({q(mapping.country)} AS VARCHAR)), '')" if mapping.country else "NULL::VARCHAR"
     )
-    rest = [c for c in raw_columns if c not in mapping.source_columns()]
-    rest_hash = f"hash({', '.join(q(c) for c in rest)})" if rest else "0::UBIGINT"
+    line_columns = [c for c in raw_columns if c != mapping.customer_id]
+    line_hash = f"hash({', '.join(q(c) for c in line_columns)})"
     select = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     return (
         f"SELECT {select}, coalesce({cancellation}, false) AS _cancellation, "
-        f"{rest_hash} AS _rest_hash FROM {q(raw)}"
+        f"{line_hash} AS _line_hash FROM {q(raw)}"
     )
 
 
