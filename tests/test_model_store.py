@@ -1,0 +1,220 @@
+"""Model versions on disk: round trip, sha256 refusal, atomic writes, CURRENT, SageMaker package."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfm.errors import ModelError
+from rfm.model import ModelStore, load_model_dir, sha256_file, train_model
+from rfm.model import store as store_module
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """A small synthetic RFM table: three well separated groups plus one customer with no net revenue."""
+    rng = np.random.default_rng(5)
+    groups = [((5, 20, 5000), 60), ((60, 4, 800), 80), ((250, 1, 90), 100)]
+    rows = []
+    for (r, f, m), n in groups:
+        rows.append(np.column_stack([rng.poisson(r, n) + 1, rng.poisson(f, n) + 1, rng.gamma(4, m / 4, n)]))
+    values = np.vstack([*rows, [[30, 1, -12.5]]])
+    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(values))], "recency": values[:, 0],
+                         "frequency": values[:, 1], "monetary": values[:, 2]})
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> ModelStore:
+    return ModelStore(tmp_path / "models")
+
+
+def test_save_load_promote_round_trip(store: ModelStore, table: pd.DataFrame) -> None:
+    assert store.list_versions() == [] and store.current_version() is None
+    with pytest.raises(ModelError, match="no promoted model"):
+        store.load()
+    model = train_model(table, 3)
+    version = store.save(model)
+    second = store.save(train_model(table, 4))
+    assert store.list_versions() == sorted([version, second]) and version != second
+    store.promote(version)
+    assert store.current_version() == version
+    loaded = store.load()
+    assert loaded.version == version and loaded.k == 3
+    assert [c.as_dict() for c in loaded.clusters] == [c.as_dict() for c in model.clusters]
+    assert (loaded.predict(table) == model.predict(table)).all()
+    meta = json.loads((store.root / version / "metadata.json").read_text())
+    assert meta["sha256"] == sha256_file(store.root / version / "model.joblib")
+    assert meta["version"] == version
+    assert {"id", "name", "centroid"} <= set(meta["clusters"][0])
+    assert set(meta["clusters"][0]["centroid"]) == {"recency", "frequency", "monetary"}
+    assert store.load(second).k == 4
+
+
+def test_rename_is_stored_and_keeps_the_hash(store: ModelStore, table: pd.DataFrame) -> None:
+    version = store.save(train_model(table, 3))
+    digest = sha256_file(store.root / version / "model.joblib")
+    store.rename_cluster(version, 1, "  Weekend   Shoppers ")
+    reloaded = store.load(version)
+    assert reloaded.segment_name(1) == "Weekend Shoppers"
+    assert reloaded.cluster_id("weekend shoppers") == 1
+    assert sha256_file(store.root / version / "model.joblib") == digest
+    other = reloaded.segment_name(0)
+    with pytest.raises(ModelError, match="unique"):
+        store.rename_cluster(version, 1, other.upper())
+    with pytest.raises(ModelError, match="empty"):
+        store.rename_cluster(version, 1, "   ")
+    with pytest.raises(ModelError, match="no cluster 7"):
+        store.rename_cluster(version, 7, "x")
+
+
+def test_tampered_model_file_is_refused(store: ModelStore, table: pd.DataFrame) -> None:
+    version = store.save(train_model(table, 3))
+    store.promote(version)
+    path = store.root / version / "model.joblib"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        store.load(version)
+    with pytest.raises(ModelError, match="sha256"):
+        load_model_dir(store.root / version)
+    with pytest.raises(ModelError, match="sha256"):
+        store.promote(version)
+    with pytest.raises(ModelError, match="sha256"):
+        store.package(version, store.root.parent / "model.tar.gz")
+    assert not (store.root.parent / "model.tar.gz").exists()
+
+
+def test_corrupted_metadata_is_refused(store: ModelStore, table: pd.DataFrame) -> None:
+    version = store.save(train_model(table, 3))
+    meta_path = store.root / version / "metadata.json"
+    good = meta_path.read_text()
+    meta_path.write_text(good[: len(good) // 2])
+    with pytest.raises(ModelError, match="not valid JSON"):
+        store.load(version)
+    meta = json.loads(good)
+    meta["sha256"] = "0" * 64
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="sha256"):
+        store.load(version)
+    meta = json.loads(good)
+    meta["clusters"] = meta["clusters"][:2]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="centres"):
+        store.load(version)
+    (store.root / version / "model.joblib").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        store.load(version)
+
+
+def test_unknown_or_unsafe_version_names(store: ModelStore, table: pd.DataFrame) -> None:
+    store.save(train_model(table, 3))
+    for bad in ("nope", "../models", "", "a/b"):
+        with pytest.raises(ModelError):
+            store.load(bad)
+        with pytest.raises(ModelError):
+            store.promote(bad)
+
+
+def test_failed_save_leaves_previous_version_intact(
+    store: ModelStore, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = store.save(train_model(table, 3))
+    store.promote(first)
+
+    def boom(path: Path, data: dict) -> None:
+        (path).write_text('{"half": ')  # a partial write, then the failure
+        raise OSError("disk full")
+
+    monkeypatch.setattr(store_module, "_write_json", boom)
+    with pytest.raises(OSError, match="disk full"):
+        store.save(train_model(table, 4))
+    monkeypatch.undo()
+    assert store.list_versions() == [first]
+    assert store.current_version() == first and store.load().version == first
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_failed_rename_keeps_old_metadata(
+    store: ModelStore, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = store.save(train_model(table, 3))
+    before = (store.root / version / "metadata.json").read_bytes()
+
+    def no_replace(src: str, dst: str) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(store_module.os, "replace", no_replace)
+    with pytest.raises(OSError, match="power cut"):
+        store.rename_cluster(version, 0, "New Name")
+    monkeypatch.undo()
+    assert (store.root / version / "metadata.json").read_bytes() == before
+    assert store.load(version).segment_name(0) != "New Name"
+    assert sorted(p.name for p in (store.root / version).iterdir()) == ["metadata.json", "model.joblib"]
+
+
+KILL_MID_SAVE = """
+import os, sys
+import numpy as np, pandas as pd, joblib
+from rfm.model import ModelStore, train_model
+from rfm.model import store as store_module
+table = pd.read_parquet(sys.argv[2])
+model = train_model(table, 4)
+real_dump = joblib.dump
+def dump_then_die(obj, path, *a, **k):
+    real_dump(obj, path, *a, **k)
+    with open(path, "r+b") as handle:
+        handle.truncate(100)  # half a file on disk
+    os._exit(9)  # the process dies: no exception handler, no cleanup
+store_module.joblib.dump = dump_then_die
+ModelStore(sys.argv[1]).save(model)
+"""
+
+
+def test_killed_process_mid_save_leaves_previous_version_intact(
+    store: ModelStore, table: pd.DataFrame, tmp_path: Path
+) -> None:
+    first = store.save(train_model(table, 3))
+    store.promote(first)
+    data = tmp_path / "table.parquet"
+    table.to_parquet(data)
+    proc = subprocess.run([sys.executable, "-c", KILL_MID_SAVE, str(store.root), str(data)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr
+    leftovers = [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers, "the killed save should have left its temporary directory"
+    assert store.list_versions() == [first]
+    assert store.load().version == first
+    assert [s["version"] for s in store.summaries()] == [first]
+
+
+def test_package_has_files_at_the_archive_root(store: ModelStore, table: pd.DataFrame, tmp_path: Path) -> None:
+    model = train_model(table, 3)
+    version = store.save(model)
+    out = store.package(version, tmp_path / "model.tar.gz")
+    with tarfile.open(out, "r:gz") as tar:
+        assert sorted(tar.getnames()) == ["metadata.json", "model.joblib"]
+        opt_ml_model = tmp_path / "opt" / "ml" / "model"
+        tar.extractall(opt_ml_model, filter="data")
+    unpacked = load_model_dir(opt_ml_model)
+    assert unpacked.version == version
+    assert (unpacked.predict(table) == model.predict(table)).all()
+    assert sha256_file(opt_ml_model / "model.joblib") == sha256_file(store.root / version / "model.joblib")
+
+
+def test_saved_files_are_readable_by_others(store: ModelStore, table: pd.DataFrame) -> None:
+    version = store.save(train_model(table, 3))
+    store.promote(version)
+    assert os.stat(store.root / version).st_mode & 0o005 == 0o005
+    for path in (store.root / version / "metadata.json", store.root / "CURRENT"):
+        assert os.stat(path).st_mode & 0o004
