@@ -73,7 +73,7 @@ def render(sql: str, engine: str, *, pretty: bool = True) -> RenderedQuery:
         raise DialectError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if engine == "duckdb":
         return RenderedQuery("duckdb", sql)
-    tree = _parse(sql, SOURCE_DIALECT)
+    tree = _for_trino(_parse(sql, SOURCE_DIALECT))
     rendered = tree.sql(dialect="athena", pretty=pretty)
     check_athena_functions(rendered)
     return RenderedQuery("athena", rendered)
@@ -82,7 +82,7 @@ def render(sql: str, engine: str, *, pretty: bool = True) -> RenderedQuery:
 def render_athena(sql: str, *, bind_dates: bool = True, pretty: bool = True) -> RenderedQuery:
     """`sql` for Athena, with its DATE literals bound as execution parameters (Athena's own
     `ExecutionParameters`: each value is a SQL literal, here a quoted ISO date)."""
-    tree = _parse(sql, SOURCE_DIALECT)
+    tree = _for_trino(_parse(sql, SOURCE_DIALECT))
     parameters: tuple[str, ...] = ()
     if bind_dates:
         tree, dates = bind_date_literals(tree)
@@ -119,6 +119,11 @@ def bind_date_literals(tree: exp.Expression) -> tuple[exp.Expression, list[date]
 def check_athena_functions(sql: str) -> None:
     """Raise DialectError when `sql` (Athena dialect) calls a function missing from Athena v3."""
     tree = _parse(sql, "athena")
+    for node in tree.find_all(exp.IgnoreNulls, exp.RespectNulls):
+        if not isinstance(node.parent, exp.Window):
+            raise DialectError(
+                f"Athena accepts IGNORE/RESPECT NULLS only on window functions: {node.sql(dialect='athena')}"
+            )
     unknown = sorted(name for name in functions_used(tree) if name not in ATHENA_V3_FUNCTIONS)
     if unknown:
         raise DialectError(
@@ -148,6 +153,17 @@ def functions_used(tree: exp.Expression, dialect: str = "athena") -> set[str]:
 def to_duckdb(athena_sql: str) -> str:
     """An Athena statement back in DuckDB SQL (used by the tests to run the Athena rendering)."""
     return _parse(athena_sql, "athena").sql(dialect="duckdb")
+
+
+def _for_trino(tree: exp.Expression) -> exp.Expression:
+    """Rewrites sqlglot does not do: DuckDB's any_value skips NULLs, and sqlglot renders it as
+    `ARBITRARY(x) IGNORE NULLS`, which Trino rejects outside a window; Trino's arbitrary already
+    returns a non-null value, so the modifier is dropped there."""
+    tree = tree.copy()
+    for node in list(tree.find_all(exp.IgnoreNulls)):
+        if isinstance(node.this, exp.AnyValue) and not isinstance(node.parent, exp.Window):
+            node.replace(node.this)
+    return tree
 
 
 def _parse(sql: str, dialect: str) -> exp.Expression:

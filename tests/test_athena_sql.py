@@ -16,6 +16,7 @@ from rfm.athena import AthenaConfig, athena_rfm_query
 from rfm.dialects import (
     ATHENA_V3_FUNCTIONS,
     DialectError,
+    check_athena_functions,
     functions_used,
     render,
     render_athena,
@@ -60,6 +61,15 @@ def test_function_missing_from_athena_is_refused() -> None:
         render("SELECT median(amount) FROM lines", "athena")
     with pytest.raises(DialectError, match="unknown engine"):
         render("SELECT 1", "postgres")
+
+
+def test_null_treatment_outside_windows_is_not_rendered_for_athena() -> None:
+    """Trino rejects `ARBITRARY(x) IGNORE NULLS` without OVER; DuckDB's any_value must not produce it."""
+    with pytest.raises(DialectError, match="IGNORE/RESPECT NULLS"):
+        check_athena_functions("SELECT ARBITRARY(x) IGNORE NULLS FROM t")
+    raw = render_athena(rfm_sql('"source_lines"', cleaned=False)).sql
+    assert "IGNORE NULLS" not in raw.upper()
+    assert "ARBITRARY(" in render_athena("SELECT any_value(x) FROM t").sql
 
 
 def _run_athena_in_duckdb(con: duckdb.DuckDBPyConnection, sql: str, parameters: tuple[str, ...]) -> pd.DataFrame:

@@ -1,0 +1,96 @@
+"""Benchmark: the embedded engine (DuckDB) on large demo logs: RFM table time and peak memory.
+
+    python benchmarks/scale.py ROWS [ROWS ...] [--memory-limit 3GB] [--delete]
+
+e.g. `python benchmarks/scale.py 10000000 100000000`. For each size a demo log (rfm.demo, written in
+chunks, so generating it needs little memory) is written once to bench-data/demo-ROWS.parquet
+(git-ignored) and reused. The RFM table is then computed by `rfm.table.compute_rfm` in a child
+process, so that the peak memory reported is that run's alone (max RSS from wait4); DuckDB's memory
+limit is set with RFM_DUCKDB_MEMORY_LIMIT and it spills to disk beyond it.
+Targets (issue 6): 100 million lines in under 60 s and 4 GiB, growing linearly from 10 million.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHILD = r"""
+import sys, time
+from rfm.table import compute_rfm
+start = time.perf_counter()
+result = compute_rfm([sys.argv[1]])
+elapsed = time.perf_counter() - start
+print(f"{elapsed:.3f} {len(result.table)} {result.snapshot}")
+"""
+
+
+def ensure_log(rows: int, folder: Path, seed: int) -> Path:
+    """The demo log of `rows` lines, generated once (in chunks) and reused."""
+    path = folder / f"demo-{rows}.parquet"
+    if not path.exists():
+        from rfm.demo import write_demo
+
+        start = time.perf_counter()
+        write_demo(path, rows=rows, seed=seed)
+        print(f"generated {path} ({rows:,} lines) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+    return path
+
+
+def measure(path: Path, memory_limit: str) -> dict[str, float]:
+    """Run compute_rfm on `path` in a child process; its query time, wall time and peak RSS."""
+    env = dict(os.environ, RFM_DUCKDB_MEMORY_LIMIT=memory_limit)
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, env=env,
+                               cwd=REPO, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"compute_rfm failed on {path} (exit {os.waitstatus_to_exitcode(status)})")
+    query, customers, _snapshot = output.strip().splitlines()[-1].split()
+    return {"query_s": float(query), "wall_s": wall, "customers": int(customers),
+            "peak_gib": usage.ru_maxrss * 1024 / 2**30}  # ru_maxrss is in KiB on Linux
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", nargs="+", type=int, help="log sizes in lines, e.g. 10000000 100000000")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (default 3GB)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--delete", action="store_true", help="delete the generated logs afterwards")
+    args = parser.parse_args(argv)
+
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} cores; DuckDB memory_limit={args.memory_limit}")
+    print(f"{'lines':>13} {'file MiB':>9} {'customers':>10} {'query s':>8} {'wall s':>7} {'peak GiB':>9} "
+          f"{'M lines/s':>10}")
+    results: list[tuple[int, dict[str, float]]] = []
+    for rows in args.rows:
+        path = ensure_log(rows, args.data_dir, args.seed)
+        figures = measure(path, args.memory_limit)
+        results.append((rows, figures))
+        print(f"{rows:>13,} {path.stat().st_size / 2**20:>9.0f} {figures['customers']:>10,} "
+              f"{figures['query_s']:>8.1f} {figures['wall_s']:>7.1f} {figures['peak_gib']:>9.2f} "
+              f"{rows / figures['query_s'] / 1e6:>10.2f}", flush=True)
+        if args.delete:
+            path.unlink()
+    if len(results) > 1:
+        (small, a), (large, b) = results[0], results[-1]
+        print(f"growth {small:,} -> {large:,} lines ({large / small:.1f}x): time x{b['query_s'] / a['query_s']:.2f}, "
+              f"peak memory x{b['peak_gib'] / a['peak_gib']:.2f}")
+    largest_rows, largest = results[-1]
+    ok = largest["wall_s"] < 60 and largest["peak_gib"] < 4
+    print(f"target at {largest_rows:,} lines (under 60 s and 4 GiB): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
