@@ -16,3 +16,7 @@ class DataError(RfmError):
 
 class ModelError(RfmError):
     """A model version is missing, corrupted, tampered with or cannot be trained."""
+
+
+class ScoringError(RfmError):
+    """A scoring request failed: the input, the model server, or the SageMaker endpoint (one line)."""
