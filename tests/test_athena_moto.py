@@ -156,7 +156,8 @@ def test_upload_ddl_query_and_results_end_to_end(aws: str, demo_parquet: Path, t
     query = athena_rfm_query(config, options)
     assert sent["Query"] == query.sql
     assert '"retail"."lines"' in sent["Query"]
-    assert sent["ExecutionParameters"] == ["'2011-12-10'"]
+    assert sent["ExecutionParameters"] == list(query.parameters)
+    assert set(query.parameters) == {"'2011-12-10'"}
     assert sent["QueryExecutionContext"]["Database"] == "retail"
     assert sent["WorkGroup"] == "rfm"
     assert sent["ResultConfiguration"]["OutputLocation"].startswith(STAGING)
@@ -247,3 +248,30 @@ def test_connection_factory_uses_the_config(aws: str) -> None:
         connection.close()
 
 
+
+
+def test_cli_ingest_to_s3(aws: str, demo_parquet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", str(demo_parquet), "--to", "s3://rfm-data/cli/"]) == 0
+    captured = capsys.readouterr()
+    assert "next: rfm athena ddl --location s3://rfm-data/cli/ --years 2010-2011" in captured.err
+    keys = [o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=DATA_BUCKET, Prefix="cli/")["Contents"]]
+    assert len(keys) == 13 and all(k.endswith(".parquet") for k in keys)
+    # --replace swaps the files: still one copy of every month.
+    assert main(["ingest", str(demo_parquet), "--to", "s3://rfm-data/cli/", "--replace"]) == 0
+    again = [o["Key"] for o in boto3.client("s3", region_name=REGION).list_objects_v2(
+        Bucket=DATA_BUCKET, Prefix="cli/")["Contents"]]
+    assert len(again) == 13 and not set(again) & set(keys)
+    assert main(["ingest", str(demo_parquet), "--to", "s3://rfm-data/cli/"]) == 2
+    assert "already holds 13 object(s)" in capsys.readouterr().err
+
+
+def test_unload_sends_the_statement_inside_unload(aws: str) -> None:
+    config = AthenaConfig(database="retail", table="lines", s3_staging_dir=STAGING, unload=True,
+                          poll_interval=0.01)
+    # Moto does not run the UNLOAD, so there is no Parquet to read back: a clear error, not a crash.
+    with pytest.raises(AthenaError, match=r"Athena query [0-9a-f-]+ failed"):
+        compute_rfm_athena(config)
+    sent = " ".join(_executions()[-1]["Query"].split())
+    assert sent.startswith("UNLOAD ( " + " ".join(athena_rfm_query(config).sql.split()) + " ) TO ")
+    assert f"TO '{STAGING}" in sent and "PARQUET" in sent.upper()
