@@ -71,11 +71,15 @@ def deduplicated_lines_sql(source: str) -> str:
 
 
 def cleaned_lines_sql(source: str) -> str:
-    """The cleaned log: purchases (amount > 0) and returns (amount < 0) in canonical columns."""
-    columns = ", ".join(CLEANED_COLUMNS)
+    """The cleaned log: purchases (amount > 0) and returns (amount < 0) in canonical columns.
+
+    The purchase/return filter is a row rule, so it runs before de-duplication (same result, fewer lines
+    in the hash table).
+    """
+    kept = ", ".join(f"any_value({c}) AS {c}" for c in CLEANED_COLUMNS[1:])
     return (
-        f"SELECT {columns} FROM ({deduplicated_lines_sql(source)}) AS deduplicated "
-        f"WHERE {IS_PURCHASE} OR {IS_RETURN}"
+        f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source)} AND ({IS_PURCHASE} OR {IS_RETURN})) AS kept "
+        "GROUP BY customer_id, _line_hash"
     )
 
 
@@ -99,38 +103,45 @@ def rfm_sql(
         if cleaned
         else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source)}) AS c"
     )
-    snapshot_select = (
-        f"SELECT DATE '{snapshot.isoformat()}' AS snapshot_date"
-        if snapshot is not None
-        else "SELECT CAST(max(CAST(invoice_date AS DATE)) + INTERVAL 1 DAY AS DATE) AS snapshot_date FROM lines"
-    )
-    returned = "l.amount" if returns == "net" else "0"  # returns are the negative lines
+    returned = "amount" if returns == "net" else "0"  # returns are the negative lines
     segment = segment_case_sql("r_score", "f_score")
-    return f"""
-WITH lines AS ({lines}),
-snapshot AS ({snapshot_select}),
-invoices AS (
-    SELECT
-        l.customer_id,
-        l.invoice_id,
-        max(CASE WHEN l.amount > 0 THEN CAST(l.invoice_date AS DATE) END) AS last_purchase,
-        sum(CASE WHEN l.amount > 0 THEN l.amount ELSE {returned} END) AS revenue,
-        s.snapshot_date
-    FROM lines AS l
-    CROSS JOIN snapshot AS s
-    WHERE CAST(l.invoice_date AS DATE) < s.snapshot_date
-    GROUP BY l.customer_id, l.invoice_id, s.snapshot_date
-),
-customers AS (
+    invoices = f"""invoices AS (
     SELECT
         customer_id,
-        date_diff('day', max(last_purchase), snapshot_date) AS recency,
-        count(last_purchase) AS frequency,
-        round(sum(revenue), 2) + 0.0 AS monetary,
-        snapshot_date
-    FROM invoices
-    GROUP BY customer_id, snapshot_date
-    HAVING count(last_purchase) > 0
+        invoice_id,
+        max(CASE WHEN amount > 0 THEN CAST(invoice_date AS DATE) END) AS last_purchase,
+        max(CAST(invoice_date AS DATE)) AS last_line,
+        sum(CASE WHEN amount > 0 THEN amount ELSE {returned} END) AS revenue
+    FROM lines
+    {{where}}
+    GROUP BY customer_id, invoice_id
+)"""
+    if snapshot is not None:
+        # A given snapshot: lines on or after it are left out.
+        snapshot_cte = f"snapshot AS (SELECT DATE '{snapshot.isoformat()}' AS snapshot_date)"
+        where = "WHERE CAST(invoice_date AS DATE) < (SELECT snapshot_date FROM snapshot)"
+        ctes = f"{snapshot_cte},\n{invoices.format(where=where)}"
+    else:
+        # The default snapshot, the day after the last line, comes from the (small) invoice table, so the
+        # lines are scanned once.
+        snapshot_cte = (
+            "snapshot AS (SELECT CAST(max(last_line) + INTERVAL 1 DAY AS DATE) AS snapshot_date FROM invoices)"
+        )
+        ctes = f"{invoices.format(where='')},\n{snapshot_cte}"
+    return f"""
+WITH lines AS ({lines}),
+{ctes},
+customers AS (
+    SELECT
+        i.customer_id,
+        date_diff('day', max(i.last_purchase), s.snapshot_date) AS recency,
+        count(i.last_purchase) AS frequency,
+        round(sum(i.revenue), 2) + 0.0 AS monetary,
+        s.snapshot_date
+    FROM invoices AS i
+    CROSS JOIN snapshot AS s
+    GROUP BY i.customer_id, s.snapshot_date
+    HAVING count(i.last_purchase) > 0
 ),
 ranked AS (
     SELECT
