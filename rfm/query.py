@@ -103,7 +103,8 @@ def rfm_sql(
         if cleaned
         else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source)}) AS c"
     )
-    returned = "amount" if returns == "net" else "0"  # returns are the negative lines
+    # Returns are the negative lines: net adds them, exclude leaves them out.
+    revenue = "sum(amount)" if returns == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
     segment = segment_case_sql("r_score", "f_score")
     invoices = f"""invoices AS (
     SELECT
@@ -111,7 +112,7 @@ def rfm_sql(
         invoice_id,
         max(CASE WHEN amount > 0 THEN CAST(invoice_date AS DATE) END) AS last_purchase,
         max(CAST(invoice_date AS DATE)) AS last_line,
-        sum(CASE WHEN amount > 0 THEN amount ELSE {returned} END) AS revenue
+        {revenue} AS revenue
     FROM lines
     {{where}}
     GROUP BY customer_id, invoice_id
