@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from rfm.errors import DataError, ModelError
@@ -66,6 +66,8 @@ def test_sweep_inertia_and_silhouette_match_scikit_learn(retail: RfmResult, reta
         assert m.inertia == pytest.approx(float((centred**2).to_numpy().sum()), rel=1e-9)
         # Silhouette: scikit-learn's on the same labels.
         assert m.silhouette == pytest.approx(silhouette_score(Z, labels), abs=1e-9)
+        assert m.davies_bouldin == pytest.approx(davies_bouldin_score(Z, labels), rel=1e-9)
+        assert m.calinski_harabasz == pytest.approx(calinski_harabasz_score(Z, labels), rel=1e-9)
         # The clustering itself is as good as the classic n_init=10 KMeans (within 1%).
         reference = KMeans(n_clusters=m.k, n_init=10, random_state=0).fit(Z).inertia_
         assert m.inertia <= reference * 1.01, (m.k, m.inertia, reference)

@@ -10,7 +10,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+from threadpoolctl import threadpool_limits
 
 import rfm
 from rfm.model.naming import default_names, value_order
@@ -25,7 +25,14 @@ from rfm.model.pipeline import (
     training_data,
 )
 from rfm.model.segment_model import SegmentModel
-from rfm.model.sweep import SILHOUETTE_SAMPLE, SweepResult, silhouette_indices, silhouettes_from_sample
+from rfm.model.sweep import (
+    SILHOUETTE_SAMPLE,
+    THREADS,
+    SweepResult,
+    cluster_metrics,
+    silhouette_indices,
+    silhouettes_from_sample,
+)
 from rfm.table import RfmResult
 
 METADATA_FORMAT = 1
@@ -50,9 +57,11 @@ def train_model(
         rfm_table = rfm_table.table
     data = training_data(rfm_table)
     check_k(k, data)
-    pipeline = build_pipeline(k, seed=seed, n_init=TRAIN_N_INIT).fit(data.X)
-    _order_by_value(pipeline)
-    labels = pipeline.named_steps["kmeans"].labels_
+    with threadpool_limits(THREADS):  # see rfm.model.sweep: threads only slow 3-D KMeans down
+        pipeline = build_pipeline(k, seed=seed, n_init=TRAIN_N_INIT).fit(data.X)
+        _order_by_value(pipeline)
+        labels = pipeline.named_steps["kmeans"].labels_
+        metrics = _model_metrics(pipeline, data.X, labels, seed)
     centroids = centroids_original(pipeline)
     names = default_names(centroids, data.X, value_rank=range(k))
     counts = np.bincount(labels, minlength=k)
@@ -80,7 +89,7 @@ def train_model(
         "returns_policy": rfm_result.options.returns if rfm_result else None,
         "data_fingerprint": rfm_result.fingerprint if rfm_result else None,
         "rows": data.summary(),
-        "metrics": _model_metrics(pipeline, data.X, labels, seed),
+        "metrics": metrics,
         "sweep": sweep_result.as_dict() if sweep_result else None,
         "clusters": clusters,
         "libraries": {
@@ -112,11 +121,6 @@ def _model_metrics(pipeline: Any, X: np.ndarray, labels: np.ndarray, seed: int) 
     k = int(labels.max()) + 1
     sample = silhouette_indices(len(Z), SILHOUETTE_SAMPLE, seed)
     silhouette = silhouettes_from_sample(Z[sample], {k: labels[sample]})[k]
-    return {
-        "inertia": float(pipeline.named_steps["kmeans"].inertia_),
-        "silhouette": silhouette,
-        "silhouette_sample": len(sample),
-        "davies_bouldin": float(davies_bouldin_score(Z, labels)),
-        "calinski_harabasz": float(calinski_harabasz_score(Z, labels)),
-        "smallest_cluster_share": float(np.bincount(labels).min() / len(labels)),
-    }
+    metrics = cluster_metrics(Z, k, labels, silhouette).as_dict()
+    del metrics["k"]
+    return {**metrics, "silhouette_sample": len(sample)}
