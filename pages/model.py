@@ -1,0 +1,123 @@
+"""Model: choose k from the sweep, retrain, review and name the new segments, save, promote."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_state
+from rfm import charts
+from rfm import dashboard_data as dd
+from rfm.errors import RfmError
+
+ctx = app_state.context()
+app_state.page_header("Model", ctx)
+state = st.session_state
+
+# --- choosing k ----------------------------------------------------------------------------------
+try:
+    result = app_state.sweep_for(ctx.data_key, ctx.dataset.customers)
+except RfmError as exc:
+    result = None
+    st.error(f"The k sweep cannot run on this data: {exc}")
+if result is not None:
+    k = st.slider("Number of segments (k)", 2, 10, value=result.recommended_k, key="model_k")
+    st.plotly_chart(charts.sweep_chart(result.frame(), result.recommended_k, k), key="model_sweep")
+    st.caption(f"Recommended k = {result.recommended_k}: {result.reason} ({result.silhouette_note}).")
+else:
+    k = st.slider("Number of segments (k)", 2, 10, value=4, key="model_k")
+
+# --- retrain -------------------------------------------------------------------------------------
+if st.button(f"Retrain with k={k}", type="primary", icon=":material/model_training:", key="model_retrain"):
+    from rfm.model import train_model
+
+    progress = st.progress(0.05, text=f"Training k={k} on {len(ctx.dataset.customers):,} customers…")
+    try:
+        candidate = train_model(ctx.dataset.rfm_result(), k, sweep_result=result)
+        progress.progress(0.8, text="Profiling the new segments…")
+        state["candidate"] = {"model": candidate, "data_key": ctx.data_key}
+        progress.progress(1.0, text=f"Trained k={k}: review and name the segments, then save.")
+    except RfmError as exc:
+        progress.empty()
+        st.error(f"Training failed: {exc}")
+
+candidate_info = state.get("candidate")
+if candidate_info is not None and candidate_info["data_key"] == ctx.data_key:
+    candidate = candidate_info["model"]
+    st.subheader(f"New model (k={candidate.k}, not saved yet)")
+    metrics = candidate.metadata["metrics"]
+    st.caption(f"Silhouette {metrics['silhouette']:.3f} · Davies-Bouldin {metrics['davies_bouldin']:.3f} · "
+               f"smallest cluster {metrics['smallest_cluster_share']:.0%} of customers")
+    colors = charts.segment_colors(candidate)
+    profile = dd.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
+    st.plotly_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
+    table = dd.naming_table(candidate)
+    edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
+                            key="candidate_names")
+    promote = st.checkbox("Promote it (make it the model the server and `rfm score` use)", key="candidate_promote")
+    if st.button("Save as a new version", icon=":material/save:", key="candidate_save"):
+        try:
+            named = dd.apply_renames(candidate, dd.renames(table, edited))
+            version = ctx.store.save(named)
+            if promote:
+                ctx.store.promote(version)
+            del state["candidate"]
+            state["pending_version"] = version
+            state["flash"] = f"Saved version {version}" + (" and promoted it." if promote else ".")
+            st.rerun()
+        except RfmError as exc:
+            st.error(f"Not saved: {exc}")
+elif candidate_info is not None:
+    del state["candidate"]  # trained on other data: stale
+
+if "flash" in state:
+    st.success(state.pop("flash"))
+
+# --- the active model: names, promotion ----------------------------------------------------------
+st.subheader("Active model")
+if ctx.model is not None and ctx.version is not None:
+    st.caption(f"Version **{ctx.version}**, k={ctx.model.k}. Edit names in the table, or rename one below.")
+    table = dd.naming_table(ctx.model)
+    edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
+                            key=f"names_{ctx.version}")
+    changes = dd.renames(table, edited)
+    if st.button("Save names", disabled=not changes, key="names_save"):
+        try:
+            dd.save_renames(ctx.store, ctx.version, changes)
+            state["flash"] = f"Renamed {len(changes)} segment(s) of {ctx.version}."
+            st.rerun()
+        except RfmError as exc:
+            st.error(f"Names not saved: {exc}")
+    with st.form("rename_one"):
+        cols = st.columns([2, 3, 1], vertical_alignment="bottom")
+        cluster = cols[0].selectbox("Segment", [c.id for c in ctx.model.clusters], key="rename_cluster",
+                                    format_func=ctx.model.segment_name)
+        new_name = cols[1].text_input("New name", key="rename_name")
+        if cols[2].form_submit_button("Rename"):
+            try:
+                dd.save_renames(ctx.store, ctx.version, {int(cluster): new_name})
+                state["flash"] = f"Renamed cluster {cluster} to {' '.join(new_name.split())!r}."
+                st.rerun()
+            except RfmError as exc:
+                st.error(f"Not renamed: {exc}")
+    if ctx.version != ctx.store.current_version():
+        if st.button(f"Promote {ctx.version}", icon=":material/publish:", key="model_promote"):
+            try:
+                ctx.store.promote(ctx.version)
+                state["flash"] = f"Promoted {ctx.version}."
+                st.rerun()
+            except RfmError as exc:
+                st.error(f"Not promoted: {exc}")
+    else:
+        st.caption("This version is the promoted one (models/CURRENT).")
+
+# --- every version ---------------------------------------------------------------------------------
+st.subheader("Versions")
+versions = dd.versions_frame(ctx.store)
+if versions.empty:
+    st.info(f"No saved model in {ctx.store.root}.")
+else:
+    st.dataframe(versions, hide_index=True, key="model_versions",
+                 column_config={"silhouette": st.column_config.NumberColumn(format="%.3f"),
+                                "davies_bouldin": st.column_config.NumberColumn(format="%.3f"),
+                                "calinski_harabasz": st.column_config.NumberColumn(format="%.0f"),
+                                "inertia": st.column_config.NumberColumn(format="%.0f")})

@@ -1,0 +1,67 @@
+"""Score: one customer (typed in or picked by id) through the configured scoring client."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_state
+from rfm import charts
+from rfm import dashboard_data as dd
+from rfm.errors import RfmError
+
+ctx = app_state.context()
+app_state.page_header("Score", ctx)
+state = st.session_state
+
+mode = st.radio("Customer", ["Enter RFM values", "Pick an existing customer"], horizontal=True, key="score_mode")
+values: dict[str, float] | None = None
+if mode == "Enter RFM values":
+    with st.form("score_form"):
+        cols = st.columns(3)
+        recency = cols[0].number_input("Recency (days since last purchase)", min_value=0, step=1,
+                                       value=int(dd.EXAMPLE_CUSTOMER["recency"]), key="score_recency")
+        frequency = cols[1].number_input("Frequency (orders)", min_value=0, step=1,
+                                         value=int(dd.EXAMPLE_CUSTOMER["frequency"]), key="score_frequency")
+        monetary = cols[2].number_input("Monetary (net revenue)", step=10.0, format="%.2f",
+                                        value=float(dd.EXAMPLE_CUSTOMER["monetary"]), key="score_monetary")
+        if st.form_submit_button("Score", type="primary"):
+            state["score_values"] = {"recency": recency, "frequency": frequency, "monetary": monetary}
+    values = state.get("score_values")
+else:
+    customer_id = st.text_input("Customer id", key="score_customer",
+                                placeholder=str(ctx.dataset.customers["customer_id"].iloc[0]))
+    if customer_id.strip():
+        try:
+            row = dd.lookup_customer(ctx.assigned if ctx.assigned is not None else ctx.dataset.customers,
+                                     customer_id)
+            values = {"recency": int(row["recency"]), "frequency": int(row["frequency"]),
+                      "monetary": float(row["monetary"])}
+            st.caption(f"Customer {row['customer_id']}: recency {values['recency']} days, "
+                       f"{values['frequency']} orders, monetary {values['monetary']:,.2f}")
+        except RfmError as exc:
+            st.error(str(exc))
+
+if values is not None:
+    try:
+        client = ctx.scoring_client()
+        scored = client.score(values["recency"], values["frequency"], values["monetary"])
+    except RfmError as exc:
+        st.error(f"Scoring failed: {exc}")
+    else:
+        answer = scored.as_dict()
+        color = ctx.colors.get(answer["segment"], charts.NOT_SEGMENTED_COLOR)
+        centroid = None
+        if ctx.model is not None and answer["cluster"] >= 0 and answer["cluster"] < ctx.model.k:
+            centroid = ctx.model.clusters[answer["cluster"]].centroid
+        st.markdown(f"### :material/label: <span style='color:{color}'>{answer['segment']}</span>",
+                    unsafe_allow_html=True)
+        st.write(dd.segment_description(answer["segment"], centroid))
+        st.caption(f"Cluster {answer['cluster']} · model {answer['model_version']} · scored by {client.describe()}")
+        if ctx.model is not None and ctx.model.version == answer["model_version"]:
+            position = dd.customer_position(ctx.model, **values)
+            st.plotly_chart(charts.position_chart(position, values, ctx.colors), key="score_position")
+            st.dataframe(position, hide_index=True, key="score_distances",
+                         column_config={"distance": st.column_config.NumberColumn(
+                             "distance (model space)", format="%.2f")})
+        with st.expander("Response"):
+            st.json(answer)

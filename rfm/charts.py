@@ -1,0 +1,257 @@
+"""Figure builders for the dashboard: pure functions of DataFrames, no Streamlit.
+
+Segment colours are fixed by cluster id (the model orders ids by value: 0 = most valuable), not by
+name, so renaming a segment keeps its colour and every page paints a segment the same way. The R x F
+grid's named cells have their own fixed palette.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from rfm.segments import SEGMENTS
+
+# Most valuable first: green, blue, amber, orange-red, then distinct hues; grey for "No Net Revenue".
+CLUSTER_PALETTE: tuple[str, ...] = ("#2a9d8f", "#3d6fb6", "#e9a23b", "#d1495b", "#8e6bbf", "#6aaa3a",
+                                    "#c2663a", "#4fb3d9", "#b5547f", "#7d8c3c", "#5c6bc0", "#a1887f")
+NOT_SEGMENTED_COLOR = "#a8a8a8"
+GRID_COLORS: dict[str, str] = dict(zip(SEGMENTS, (
+    "#9aa5b1",  # hibernating
+    "#e76f51",  # at risk
+    "#b5179e",  # can't lose
+    "#f4a261",  # about to sleep
+    "#e9c46a",  # need attention
+    "#3d6fb6",  # loyal
+    "#8ecae6",  # promising
+    "#90be6d",  # new customers
+    "#43aa8b",  # potential loyalists
+    "#2a9d8f",  # champions
+), strict=True))
+FONT = "Source Sans Pro, sans-serif"
+_LAYOUT: dict[str, Any] = {"template": "plotly_white", "font": {"family": FONT, "size": 13},
+                           "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
+
+
+def segment_colors(model: Any) -> dict[str, str]:
+    """Segment name -> colour for a model, by cluster id (stable under renaming)."""
+    from rfm.model import NOT_SEGMENTED_NAME
+
+    colors = {c.name: CLUSTER_PALETTE[c.id % len(CLUSTER_PALETTE)] for c in model.clusters}
+    colors[NOT_SEGMENTED_NAME] = NOT_SEGMENTED_COLOR
+    return colors
+
+
+def segment_order(model: Any) -> list[str]:
+    """Segment names from most to least valuable, then "No Net Revenue"."""
+    from rfm.model import NOT_SEGMENTED_NAME
+
+    return [c.name for c in sorted(model.clusters, key=lambda c: c.id)] + [NOT_SEGMENTED_NAME]
+
+
+def _layout(fig: go.Figure, title: str, height: int = 380, **extra: Any) -> go.Figure:
+    fig.update_layout(title={"text": title, "x": 0.0, "xanchor": "left"}, height=height, **_LAYOUT, **extra)
+    return fig
+
+
+def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> go.Figure:
+    """Each segment's share of customers beside its share of revenue (two panels, same bars)."""
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("Share of customers", "Share of revenue"))
+    names = summary["segment"].tolist()[::-1]
+    bar_colors = [colors.get(n, NOT_SEGMENTED_COLOR) for n in names]
+    for col, column in ((1, "customer_share"), (2, "revenue_share")):
+        values = summary[column].tolist()[::-1]
+        fig.add_trace(go.Bar(
+            x=values, y=names, orientation="h", marker_color=bar_colors, showlegend=False,
+            text=[f"{v:.0%}" for v in values], textposition="auto",
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        ), row=1, col=col)
+        fig.update_xaxes(tickformat=".0%", row=1, col=col, rangemode="tozero")
+    return _layout(fig, "Segment sizes and revenue", height=60 + 48 * max(len(names), 3))
+
+
+def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2, points: int = 201) -> go.Figure:
+    """Cumulative share of revenue against share of customers, biggest spenders first; the top
+    `top` share of customers is marked with the revenue they bring."""
+    values = np.sort(np.asarray(monetary, dtype="float64"))[::-1]
+    values = values[values > 0]
+    n, total = len(values), float(values.sum()) if len(values) else 1.0
+    cumulative = np.concatenate([[0.0], np.cumsum(values)]) / total
+    idx = np.unique(np.rint(np.linspace(0, n, points)).astype(int))
+    top_n = int(np.ceil(top * n))
+    share = float(cumulative[top_n]) if n else 0.0
+    fig = go.Figure(go.Scatter(x=idx / max(n, 1), y=cumulative[idx], mode="lines", line={"color": "#3d6fb6",
+                               "width": 3}, fill="tozeroy", fillcolor="rgba(61,111,182,0.12)",
+                               hovertemplate="top %{x:.0%} of customers: %{y:.1%} of revenue<extra></extra>",
+                               name="revenue"))
+    fig.add_vline(x=top, line_dash="dash", line_color="#d1495b")
+    fig.add_hline(y=share, line_dash="dot", line_color="#d1495b")
+    fig.add_annotation(x=top, y=share, text=f"top {top:.0%} → {share:.0%} of revenue", showarrow=True,
+                       arrowhead=2, ax=60, ay=40, font={"color": "#d1495b"})
+    fig.update_xaxes(title="share of customers (biggest spenders first)", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title="cumulative share of revenue", tickformat=".0%", range=[0, 1.02])
+    return _layout(fig, "Pareto curve", showlegend=False)
+
+
+def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> go.Figure:
+    """The Lorenz curve against the line of equality, with the Gini coefficient in the title."""
+    x = [p[0] for p in lorenz]
+    y = [p[1] for p in lorenz]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="equality",
+                             line={"color": "#9aa5b1", "dash": "dash"}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="Lorenz curve", fill="tonexty",
+                             fillcolor="rgba(233,162,59,0.18)", line={"color": "#e9a23b", "width": 3},
+                             hovertemplate="poorest %{x:.0%}: %{y:.1%} of revenue<extra></extra>"))
+    fig.update_xaxes(title="share of customers (smallest spenders first)", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title="share of revenue", tickformat=".0%", range=[0, 1])
+    return _layout(fig, f"Lorenz curve · Gini {gini:.2f}", legend={"x": 0.02, "y": 0.98})
+
+
+def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> go.Figure:
+    """R score x F score: colour = mean monetary, text = customers per cell."""
+    text = [[f"{counts.iloc[i, j]:,} cust.<br>{_money(mean_monetary.iloc[i, j])}"
+             for j in range(counts.shape[1])] for i in range(counts.shape[0])]
+    fig = go.Figure(go.Heatmap(
+        z=mean_monetary.to_numpy(), x=[f"F{c}" for c in mean_monetary.columns],
+        y=[f"R{r}" for r in mean_monetary.index], text=text, texttemplate="%{text}",
+        colorscale="YlGnBu", colorbar={"title": "mean<br>monetary"}, xgap=2, ygap=2,
+        hovertemplate="%{y} %{x}<br>%{text}<extra></extra>",
+    ))
+    fig.update_xaxes(title="frequency score (5 = most orders)", side="bottom")
+    fig.update_yaxes(title="recency score (5 = most recent)")
+    return _layout(fig, "RFM heatmap: mean monetary and customers per cell", height=430)
+
+
+def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
+    """The named R x F segment grid (altair: a categorical grid is what it does best)."""
+    data = grid.copy()
+    data["R"] = "R" + data["r_score"].astype(str)
+    data["F"] = "F" + data["f_score"].astype(str)
+    data["label"] = data["segment"]
+    if "customers" in data.columns:
+        data["label"] = data["segment"] + " (" + data["customers"].map("{:,}".format) + ")"
+    names = [s for s in SEGMENTS if s in set(data["segment"])]
+    base = alt.Chart(data).encode(
+        x=alt.X("F:N", sort=[f"F{i}" for i in range(1, 6)], title="frequency score"),
+        y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score"),
+    )
+    rects = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("segment:N", scale=alt.Scale(domain=names, range=[GRID_COLORS[n] for n in names]),
+                        legend=alt.Legend(title="R x F segment", orient="right")),
+        tooltip=[alt.Tooltip(c) for c in ("segment", "R", "F", *(["customers"] if "customers" in data else []))],
+    )
+    text = base.mark_text(fontSize=10, color="#1f2933").encode(text="label:N")
+    return (rects + text).properties(title="R x F segment grid", height=330)
+
+
+def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: Sequence[str],
+                     x: str = "recency", max_points: int = 6000, seed: int = 0) -> go.Figure:
+    """Customers on log axes (x: recency or frequency, y: monetary) coloured by segment; a seeded
+    sample of at most `max_points` keeps the browser fast on large tables."""
+    data = assigned.loc[assigned["monetary"] > 0]
+    if len(data) > max_points:
+        data = data.sample(max_points, random_state=seed)
+    fig = go.Figure()
+    for name in order:
+        part = data.loc[data["segment"] == name]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scattergl(
+            x=part[x], y=part["monetary"], mode="markers", name=name,
+            marker={"color": colors.get(name, NOT_SEGMENTED_COLOR), "size": 6, "opacity": 0.65},
+            customdata=np.stack([part["customer_id"], part["recency"], part["frequency"]], axis=1),
+            hovertemplate="customer %{customdata[0]}<br>recency %{customdata[1]} d, "
+                          "%{customdata[2]} orders<br>monetary %{y:,.2f}<extra>" + name + "</extra>",
+        ))
+    fig.update_xaxes(type="log", title=f"{x} ({'days since last purchase' if x == 'recency' else 'orders'}, log)")
+    fig.update_yaxes(type="log", title="monetary (net revenue, log)")
+    title = "Customers by segment" + (f" (sample of {len(data):,})" if len(assigned) > len(data) else "")
+    return _layout(fig, title, height=460, legend={"orientation": "h", "y": -0.18})
+
+
+SWEEP_PANELS: tuple[tuple[str, str], ...] = (
+    ("inertia", "Elbow: inertia (lower is tighter)"),
+    ("silhouette", "Silhouette (higher is better)"),
+    ("davies_bouldin", "Davies-Bouldin (lower is better)"),
+    ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
+    ("smallest_cluster_share", "Smallest cluster share"),
+)
+
+
+def sweep_chart(metrics: pd.DataFrame, recommended_k: int, chosen_k: int | None = None) -> go.Figure:
+    """Every sweep metric against k, the recommended k marked (and the k chosen on the slider)."""
+    fig = make_subplots(rows=2, cols=3, subplot_titles=[t for _, t in SWEEP_PANELS], vertical_spacing=0.16,
+                        horizontal_spacing=0.07)
+    for i, (column, _) in enumerate(SWEEP_PANELS):
+        row, col = divmod(i, 3)
+        fig.add_trace(go.Scatter(x=metrics["k"], y=metrics[column], mode="lines+markers", showlegend=False,
+                                 line={"color": "#3d6fb6"}, marker={"size": 7},
+                                 hovertemplate="k=%{x}: %{y:.4g}<extra></extra>"), row=row + 1, col=col + 1)
+        best = metrics.loc[metrics["k"] == recommended_k, column]
+        if len(best):
+            fig.add_trace(go.Scatter(x=[recommended_k], y=[best.iloc[0]], mode="markers", showlegend=i == 0,
+                                     name=f"recommended k={recommended_k}",
+                                     marker={"color": "#d1495b", "size": 14, "symbol": "star"}),
+                          row=row + 1, col=col + 1)
+        if chosen_k is not None and chosen_k != recommended_k:
+            fig.add_vline(x=chosen_k, line_dash="dot", line_color="#e9a23b", row=row + 1, col=col + 1)
+        fig.update_xaxes(dtick=1, row=row + 1, col=col + 1)
+    fig.update_yaxes(tickformat=".0%", row=2, col=2)
+    return _layout(fig, "Choosing k", height=560, legend={"orientation": "h", "x": 0.7, "y": 0.22})
+
+
+def position_chart(position: pd.DataFrame, customer: Mapping[str, float], colors: Mapping[str, str]) -> go.Figure:
+    """Per feature (log scale), every segment centroid and the scored customer, on one strip each."""
+    features = ("recency", "frequency", "monetary")
+    fig = make_subplots(rows=3, cols=1, vertical_spacing=0.16,
+                        subplot_titles=("recency (days)", "frequency (orders)", "monetary (net revenue)"))
+    for row, feature in enumerate(features, start=1):
+        for record in position.itertuples(index=False):
+            fig.add_trace(go.Scatter(
+                x=[max(getattr(record, feature), 0.5)], y=[0], mode="markers", name=record.segment,
+                legendgroup=record.segment, showlegend=row == 1,
+                marker={"color": colors.get(record.segment, NOT_SEGMENTED_COLOR), "size": 16,
+                        "line": {"color": "white", "width": 1}},
+                hovertemplate=f"{record.segment} centroid: %{{x:,.1f}}<extra></extra>",
+            ), row=row, col=1)
+        fig.add_trace(go.Scatter(
+            x=[max(float(customer[feature]), 0.5)], y=[0], mode="markers", name="this customer",
+            legendgroup="customer", showlegend=row == 1,
+            marker={"color": "#111827", "size": 18, "symbol": "diamond-open", "line": {"width": 3}},
+            hovertemplate="this customer: %{x:,.1f}<extra></extra>",
+        ), row=row, col=1)
+        fig.update_xaxes(type="log", row=row, col=1)
+        fig.update_yaxes(visible=False, row=row, col=1)
+    return _layout(fig, "The customer against the segment centroids", height=420,
+                   legend={"orientation": "h", "y": -0.12})
+
+
+def _money(value: float) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:,.0f}"
+
+
+__all__ = [
+    "CLUSTER_PALETTE",
+    "GRID_COLORS",
+    "NOT_SEGMENTED_COLOR",
+    "customer_scatter",
+    "lorenz_chart",
+    "pareto_chart",
+    "position_chart",
+    "rf_grid_chart",
+    "rf_heatmap",
+    "segment_colors",
+    "segment_order",
+    "segment_share_chart",
+    "sweep_chart",
+]

@@ -1,0 +1,26 @@
+"""The RFM segmentation dashboard: `streamlit run streamlit_app.py` (or `make run`).
+
+This entrypoint is the frame around every page: it sets the page config, renders the shared sidebar
+(data source, snapshot date, returns policy, model version, scoring backend) and runs the page the
+user picked. Pages live in pages/, one file each, and only lay out widgets.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_state
+
+st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/segments.py", title="Segments", icon=":material/grid_view:"),
+    st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
+    st.Page("pages/score.py", title="Score", icon=":material/person_search:"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+]
+
+page = st.navigation(PAGES)
+st.session_state["_ctx"] = app_state.render_sidebar()
+page.run()
