@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rfm.cli.data_commands",
     "rfm.cli.athena_commands",
     "rfm.cli.model_commands",
+    "rfm.cli.serve_commands",
 )
 
 
