@@ -1,0 +1,34 @@
+# SageMaker-compatible inference image for the RFM segment model.
+#   docker build -t rfm-segments .        (serves the promoted model, models/CURRENT)
+#   docker build --build-arg MODEL_VERSION=20261127-084202-k4 -t rfm-segments .
+#   docker run -p 8080:8080 rfm-segments serve
+# SageMaker runs `docker run IMAGE serve` and mounts the endpoint's model.tar.gz over /opt/ml/model.
+
+# --- the model: only the chosen version's two files reach the final image ------------------------
+FROM python:3.11-slim AS model
+ARG MODEL_VERSION=""
+COPY models/ /tmp/models/
+RUN version="${MODEL_VERSION:-$(cat /tmp/models/CURRENT)}" \
+ && test -f "/tmp/models/${version}/model.joblib" \
+ && mkdir -p /opt/ml/model \
+ && cp "/tmp/models/${version}/model.joblib" "/tmp/models/${version}/metadata.json" /opt/ml/model/
+
+# --- the server ---------------------------------------------------------------------------------
+FROM python:3.11-slim
+LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true
+LABEL org.opencontainers.image.title="rfm-segments model server"
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/opt/program
+WORKDIR /opt/program
+# Runtime dependencies only (requirements.txt); test and lint tools live in requirements-dev.txt.
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+COPY rfm/ ./rfm/
+COPY --from=model /opt/ml/model/ /opt/ml/model/
+EXPOSE 8080
+# Exec form: the server is PID 1 and receives SageMaker's SIGTERM. SageMaker appends `serve`.
+ENTRYPOINT ["python", "-m", "rfm.server"]
+CMD ["serve"]
