@@ -155,8 +155,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         if "error" in s:
             print(f"{mark} {s['version']}  unreadable: {s['error']}")
             continue
+        customers = f"{s['customers']:,}" if isinstance(s["customers"], int) else "?"
         print(f"{mark} {s['version']}  k={s['k']}  created {s['created']}  snapshot {s['snapshot']}  "
-              f"customers {s['customers']:,}  segments: {', '.join(s['segments'])}")
+              f"customers {customers}  segments: {', '.join(map(str, s['segments']))}")
     return 0
 
 
