@@ -12,6 +12,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from rfm.errors import DataError, ModelError
 from rfm.model import (
@@ -69,7 +70,8 @@ def test_sweep_inertia_and_silhouette_match_scikit_learn(retail: RfmResult, reta
         assert m.davies_bouldin == pytest.approx(davies_bouldin_score(Z, labels), rel=1e-9)
         assert m.calinski_harabasz == pytest.approx(calinski_harabasz_score(Z, labels), rel=1e-9)
         # The clustering itself is as good as the classic n_init=10 KMeans (within 1%).
-        reference = KMeans(n_clusters=m.k, n_init=10, random_state=0).fit(Z).inertia_
+        with threadpool_limits(1):  # threads only make KMeans on 3-D data slower on a shared machine
+            reference = KMeans(n_clusters=m.k, n_init=10, random_state=0).fit(Z).inertia_
         assert m.inertia <= reference * 1.01, (m.k, m.inertia, reference)
         assert m.smallest_cluster_share == pytest.approx(np.bincount(labels).min() / len(labels))
     best = retail_sweep.for_k(retail_sweep.recommended_k)
