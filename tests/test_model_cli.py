@@ -161,3 +161,11 @@ def test_tampered_model_exits_2(
                  ["label", version, "0", "x"], ["package", version, "--out", str(tmp_path / "m.tgz")]):
         code, _, err = run(capsys, *argv, "--models-dir", str(tmp_path))
         assert code == 2 and "sha256" in err and err.count("\n") == 1, (argv, err)
+
+
+def test_cli_default_seed_is_the_model_default():
+    """The CLI keeps its own copy of the seed so that `rfm --help` does not import scikit-learn."""
+    from rfm.cli.model_commands import DEFAULT_SEED as cli_seed
+    from rfm.model.pipeline import DEFAULT_SEED as model_seed
+
+    assert cli_seed == model_seed

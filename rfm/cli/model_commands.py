@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from rfm.cli.common import add_rfm_args, rfm_from_args, write_csv
 from rfm.errors import ModelError
-from rfm.model import ModelStore, SegmentModel, revenue_concentration, segment_profiles, sweep, train_model
-from rfm.model.pipeline import DEFAULT_SEED, training_data
-from rfm.model.sweep import SweepResult
+
+if TYPE_CHECKING:  # scikit-learn and pandas are imported by the commands, so `rfm --help` stays fast
+    import pandas as pd
+
+    from rfm.model import SegmentModel
+    from rfm.model.sweep import SweepResult
+
+DEFAULT_SEED = 42  # the seed rfm.model uses by default; the same data, k and seed give the same model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,6 +84,7 @@ def _add_models_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from rfm.model import sweep
     result = sweep(rfm_from_args(args).table, args.k_min, args.k_max, seed=args.seed)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
@@ -106,6 +110,8 @@ def format_sweep(result: SweepResult) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rfm.model import ModelStore, sweep, train_model
+    from rfm.model.pipeline import training_data
     result = rfm_from_args(args)
     data = training_data(result.table)
     sweep_result = None
@@ -127,6 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
+    from rfm.model import ModelStore
     store = ModelStore(args.models_dir)
     model = store.load(args.version)
     cluster = args.cluster.strip()
@@ -142,6 +149,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from rfm.model import ModelStore
     store = ModelStore(args.models_dir)
     summaries = store.summaries()
     if args.json:
@@ -162,12 +170,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
+    from rfm.model import ModelStore
     ModelStore(args.models_dir).promote(args.version)
     print(f"current model: {args.version}")
     return 0
 
 
 def _model(args: argparse.Namespace) -> SegmentModel:
+    from rfm.model import ModelStore
     return ModelStore(args.models_dir).load(args.model)
 
 
@@ -186,6 +196,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from rfm.model import revenue_concentration, segment_profiles
     model = _model(args)
     result = rfm_from_args(args)
     profiles = segment_profiles(model.assign(result.table))
@@ -212,6 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def format_profiles(profiles: pd.DataFrame) -> str:
+    import pandas as pd
     shown = pd.DataFrame({
         "segment": profiles["segment"],
         "customers": profiles["customers"].map("{:,}".format),
@@ -229,6 +241,7 @@ def format_profiles(profiles: pd.DataFrame) -> str:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
+    from rfm.model import ModelStore
     try:
         out = ModelStore(args.models_dir).package(args.version, args.out)
     except OSError as exc:
