@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +27,16 @@ from rfm.table import compute_rfm
 start = time.perf_counter()
 result = compute_rfm([sys.argv[1]])
 elapsed = time.perf_counter() - start
-print(f"{elapsed:.3f} {len(result.table)} {result.snapshot}")
+print(f"\nRFM_RESULT {elapsed:.3f} {len(result.table)} {result.snapshot}")
+"""
+# `rfm ingest` (cleaning report, de-duplication, cleaned Parquet): the one-off step for big logs.
+INGEST_CHILD = r"""
+import sys, time
+from rfm.ingest import ingest
+start = time.perf_counter()
+report = ingest([sys.argv[1]], sys.argv[2])
+elapsed = time.perf_counter() - start
+print(f"\nRFM_RESULT {elapsed:.3f} {report.customers} -")
 """
 
 
@@ -42,21 +52,32 @@ def ensure_log(rows: int, folder: Path, seed: int) -> Path:
     return path
 
 
-def measure(path: Path, memory_limit: str) -> dict[str, float]:
-    """Run compute_rfm on `path` in a child process; its query time, wall time and peak RSS."""
+def measure(path: Path, memory_limit: str, code: str = CHILD, *extra: str) -> dict[str, float]:
+    """Run `code` (compute_rfm by default) on `path` in a child process; its own time of the work,
+    the child's wall time and its peak RSS."""
     env = dict(os.environ, RFM_DUCKDB_MEMORY_LIMIT=memory_limit)
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, env=env,
-                               cwd=REPO, text=True)
+    process = subprocess.Popen([sys.executable, "-c", code, str(path), *extra], stdout=subprocess.PIPE,
+                               env=env, cwd=REPO, text=True)
     assert process.stdout is not None
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"compute_rfm failed on {path} (exit {os.waitstatus_to_exitcode(status)})")
-    query, customers, _snapshot = output.strip().splitlines()[-1].split()
+    # DuckDB's progress bar also writes to standard output; the figures follow a marker.
+    found = re.search(r"RFM_RESULT (\S+) (\d+) (\S+)", output)
+    if not found:
+        raise SystemExit(f"no result from the child process on {path}")
+    query, customers = found.group(1), found.group(2)
     return {"query_s": float(query), "wall_s": wall, "customers": int(customers),
             "peak_gib": usage.ru_maxrss * 1024 / 2**30}  # ru_maxrss is in KiB on Linux
+
+
+def _row(label: str, rows: int, path: Path, figures: dict[str, float]) -> None:
+    print(f"{label:>13} {path.stat().st_size / 2**20:>9.0f} {figures['customers']:>10,} "
+          f"{figures['query_s']:>8.1f} {figures['wall_s']:>7.1f} {figures['peak_gib']:>9.2f} "
+          f"{rows / figures['query_s'] / 1e6:>10.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-limit", default="3GB", help="DuckDB memory limit (default 3GB)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--delete", action="store_true", help="delete the generated logs afterwards")
+    parser.add_argument("--ingested", action="store_true",
+                        help="also time `rfm ingest` and the RFM table on the cleaned log it writes")
     args = parser.parse_args(argv)
 
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,9 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         path = ensure_log(rows, args.data_dir, args.seed)
         figures = measure(path, args.memory_limit)
         results.append((rows, figures))
-        print(f"{rows:>13,} {path.stat().st_size / 2**20:>9.0f} {figures['customers']:>10,} "
-              f"{figures['query_s']:>8.1f} {figures['wall_s']:>7.1f} {figures['peak_gib']:>9.2f} "
-              f"{rows / figures['query_s'] / 1e6:>10.2f}", flush=True)
+        _row(f"{rows:,}", rows, path, figures)
+        if args.ingested:
+            cleaned = path.with_name(path.stem + "-cleaned.parquet")
+            _row("  rfm ingest", rows, path, measure(path, args.memory_limit, INGEST_CHILD, str(cleaned)))
+            _row("  table on it", rows, cleaned, measure(cleaned, args.memory_limit))
+            cleaned.unlink()
         if args.delete:
             path.unlink()
     if len(results) > 1:
