@@ -77,7 +77,7 @@ def describe_validation_error(exc: ValidationError, *, index_offset: int = 0, si
     """The first error of a pydantic validation as one line naming the record and the field."""
     err = exc.errors(include_url=False)[0]
     loc = list(err["loc"])
-    if loc and loc[0] == "instances":
+    if len(loc) > 1 and loc[0] == "instances" and isinstance(loc[1], int):
         loc = loc[1:]
     prefix = ""
     if loc and isinstance(loc[0], int):

@@ -105,12 +105,12 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
         ids = model.predict(batch.values) if len(batch.values) else batch.values[:, 0].astype("int64")
         return codecs.encode(batch, ids, names, version, out_kind)
 
-    @app.get("/ping", responses={200: {"description": "The model is loaded; empty body"}})
+    @app.get("/ping", response_class=Response, responses={200: {"description": "The model is loaded; empty body"}})
     async def ping() -> Response:
         """Health check SageMaker calls: 200 once the model is loaded (it is before the app exists)."""
         return Response(status_code=200)
 
-    @app.post("/invocations", openapi_extra=_INVOCATIONS_DOC, responses=_INVOCATIONS_RESPONSES)
+    @app.post("/invocations", response_class=Response, openapi_extra=_INVOCATIONS_DOC, responses=_INVOCATIONS_RESPONSES)
     async def invocations(request: Request) -> Response:
         """Score one customer, a batch (`instances`), CSV rows or JSON Lines."""
         try:
@@ -134,7 +134,7 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
             return _error(504, f"scoring took longer than {settings.timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)")
         return Response(payload, media_type=out_kind)
 
-    @app.get("/model", responses={200: {"description": "The loaded model",
+    @app.get("/model", response_class=Response, responses={200: {"description": "The loaded model",
                                         "content": {"application/json": {"schema": _ref("ModelInfo")}}}})
     async def describe_model() -> Response:
         """Version, k, segment names and centroids of the loaded model."""

@@ -1,0 +1,84 @@
+"""Starting the server exactly as the container's ENTRYPOINT does, on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dockerfile_command() -> list[str]:
+    """ENTRYPOINT + the `serve` argument SageMaker appends, from the Dockerfile (exec form only)."""
+    entrypoint = None
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("ENTRYPOINT"):
+            entrypoint = json.loads(line.removeprefix("ENTRYPOINT").strip())
+    assert isinstance(entrypoint, list), "ENTRYPOINT must be in exec form (a JSON array)"
+    if entrypoint[0] == "python":
+        entrypoint = [sys.executable, *entrypoint[1:]]
+    return [*entrypoint, "serve"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sagemaker_model_dir(root: Path, models_dir: Path = REPO / "models") -> Path:
+    """/opt/ml/model as SageMaker lays it out: model.tar.gz (from `ModelStore.package`) unpacked."""
+    from rfm.model import ModelStore
+
+    store = ModelStore(models_dir)
+    archive = store.package(store.current_version(), root / "model.tar.gz")
+    target = root / "opt" / "ml" / "model"
+    target.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+class ServerProcess:
+    def __init__(self, model_dir: Path, env: Mapping[str, str] | None = None, args: list[str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_", "SM_"))}
+        full_env.update({"SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(self.port),
+                         "MODEL_SERVER_WORKERS": "1", "RFM_SERVER_HOST": "127.0.0.1",
+                         "PYTHONPATH": str(REPO)})
+        full_env.update(env or {})
+        self.proc = subprocess.Popen([*dockerfile_command(), *(args or [])], cwd="/", env=full_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.proc.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not answer /ping in time")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.stdout.read() if self.proc.stdout else ""
