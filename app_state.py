@@ -41,6 +41,12 @@ def demo_path() -> Path:
     return Path(os.environ.get("RFM_DEMO_DATA") or REPO / ".data" / "demo.parquet")
 
 
+def default_data() -> list[str] | None:
+    """RFM_DATA (comma-separated files, globs or folders): what the app opens on instead of the demo."""
+    text = os.environ.get("RFM_DATA", "").strip()
+    return [p.strip() for p in text.split(",") if p.strip()] or None
+
+
 def uploads_dir() -> Path:
     return Path(os.environ.get("RFM_UPLOAD_DIR") or REPO / ".data" / "uploads")
 
@@ -170,10 +176,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _demo_request() -> _Request:
-    path = dd.ensure_demo(demo_path())
-    paths = (str(path),)
+    """The default data: RFM_DATA when set, else the demo log (generated on first use)."""
+    configured = default_data()
+    if configured:
+        paths = tuple(expand_paths(configured))
+        label = ", ".join(os.path.basename(p) for p in configured)
+    else:
+        paths = (str(dd.ensure_demo(demo_path())),)
+        label = "demo data"
     fp = dd.file_fingerprint(paths, SourceOptions())
-    return _Request("files", ("files", paths, (), fp), "demo data", paths=paths, fingerprint=fp)
+    return _Request("files", ("files", paths, (), fp), label, paths=paths, fingerprint=fp)
 
 
 def _files_request(paths: list[str], label: str) -> _Request | None:
@@ -248,7 +260,8 @@ def render_sidebar() -> Context:
     error: str | None = None
     with st.sidebar:
         st.subheader("Data")
-        kind = st.radio("Data source", SOURCE_KINDS, key="source_kind")
+        kind = st.radio("Data source", SOURCE_KINDS, key="source_kind",
+                        format_func=lambda k: "Default data (RFM_DATA)" if k == "Demo data" and default_data() else k)
         try:
             if kind == "Demo data":
                 request = _demo_request()

@@ -3,6 +3,10 @@
 This entrypoint is the frame around every page: it sets the page config, renders the shared sidebar
 (data source, snapshot date, returns policy, model version, scoring backend) and runs the page the
 user picked. Pages live in pages/, one file each, and only lay out widgets.
+
+The files are named `<page>_page.py` while the URLs are `/<page>`: a file whose name equals its URL
+path would also match Streamlit's legacy pages/ discovery (same page hash), which runs the file
+without this entrypoint (no sidebar) on a fresh server's first deep link and in AppTest.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import app_state
 st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-    st.Page("pages/segments.py", title="Segments", icon=":material/grid_view:"),
-    st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
-    st.Page("pages/score.py", title="Score", icon=":material/person_search:"),
-    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("pages/overview_page.py", url_path="overview", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/segments_page.py", url_path="segments", title="Segments", icon=":material/grid_view:"),
+    st.Page("pages/model_page.py", url_path="model", title="Model", icon=":material/model_training:"),
+    st.Page("pages/score_page.py", url_path="score", title="Score", icon=":material/person_search:"),
+    st.Page("pages/export_page.py", url_path="export", title="Export", icon=":material/download:"),
 ]
 
 page = st.navigation(PAGES)

@@ -135,21 +135,23 @@ def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
     data = grid.copy()
     data["R"] = "R" + data["r_score"].astype(str)
     data["F"] = "F" + data["f_score"].astype(str)
-    data["label"] = data["segment"]
+    # Names wrap at spaces inside their cell; the customer count goes on its own line.
+    data["label"] = data["segment"].str.replace(" ", "\n", regex=False)
     if "customers" in data.columns:
-        data["label"] = data["segment"] + " (" + data["customers"].map("{:,}".format) + ")"
+        data["label"] = data["label"] + "\n(" + data["customers"].map("{:,}".format) + ")"
     names = [s for s in SEGMENTS if s in set(data["segment"])]
     base = alt.Chart(data).encode(
-        x=alt.X("F:N", sort=[f"F{i}" for i in range(1, 6)], title="frequency score"),
-        y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score"),
+        x=alt.X("F:N", sort=[f"F{i}" for i in range(1, 6)], title="frequency score (5 = most orders)",
+                axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score (5 = most recent)"),
     )
     rects = base.mark_rect(stroke="white", strokeWidth=2).encode(
         color=alt.Color("segment:N", scale=alt.Scale(domain=names, range=[GRID_COLORS[n] for n in names]),
-                        legend=alt.Legend(title="R x F segment", orient="right")),
+                        legend=None),
         tooltip=[alt.Tooltip(c) for c in ("segment", "R", "F", *(["customers"] if "customers" in data else []))],
     )
-    text = base.mark_text(fontSize=10, color="#1f2933").encode(text="label:N")
-    return (rects + text).properties(title="R x F segment grid", height=330)
+    text = base.mark_text(fontSize=11, color="#1f2933", lineBreak="\n").encode(text="label:N")
+    return (rects + text).properties(title="R x F segment grid (customers per cell)", height=400)
 
 
 def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: Sequence[str],

@@ -12,13 +12,14 @@ ctx = app_state.context()
 app_state.page_header("Overview", ctx)
 
 figures = dd.kpis(ctx.dataset)
-cols = st.columns(5)
+cols = st.columns([1, 1.2, 1, 2, 1.3])
 cols[0].metric("Customers", f"{figures['customers']:,}")
 cols[1].metric("Revenue (net)", f"{figures['revenue']:,.0f}")
 cols[2].metric("Orders", f"{figures['orders']:,}")
-span = (f"{figures['first_date']:%d %b %Y} – {figures['last_date']:%d %b %Y}"
+span = (f"{figures['first_date']:%b %Y} – {figures['last_date']:%b %Y}"
         if figures["first_date"] and figures["last_date"] else "not available")
-cols[3].metric("Date range", span)
+cols[3].metric("Date range", span, help=f"{figures['first_date']} to {figures['last_date']}"
+               if figures["first_date"] else None)
 cols[4].metric("Snapshot date", f"{figures['snapshot']:%d %b %Y}")
 
 if app_state.require_model(ctx):

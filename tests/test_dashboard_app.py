@@ -1,0 +1,262 @@
+"""The dashboard through Streamlit's AppTest: every page renders, and the widgets do what they say.
+
+Runs on a small generated demo log (RFM_DEMO_DATA) and a temporary copy of models/ (RFM_MODELS_DIR),
+so nothing is written into the repository. Expected figures come from the library directly
+(compute_rfm + the saved model), not from the dashboard's own code paths.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rfm.model import ModelStore
+from rfm.table import compute_rfm
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "streamlit_app.py")
+PAGES = ("pages/overview_page.py", "pages/segments_page.py", "pages/model_page.py", "pages/score_page.py",
+         "pages/export_page.py")
+TIMEOUT = 120
+
+
+@pytest.fixture
+def models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModelStore:
+    root = tmp_path / "models"
+    shutil.copytree(REPO / "models", root)
+    monkeypatch.setenv("RFM_MODELS_DIR", str(root))
+    return ModelStore(root)
+
+
+@pytest.fixture
+def app(models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AppTest:
+    monkeypatch.setenv("RFM_DEMO_DATA", str(demo_parquet))
+    monkeypatch.delenv("RFM_DATA", raising=False)
+    monkeypatch.setenv("RFM_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "no-secrets.toml"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    return at
+
+
+@pytest.fixture(scope="module")
+def demo_customers(demo_parquet: Path) -> pd.DataFrame:
+    return compute_rfm([demo_parquet]).table
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    _ok(at)
+    return at
+
+
+def _table(at: AppTest, *columns: str) -> pd.DataFrame:
+    """The first table on the page that has all these columns (st.dataframe keys are not exposed)."""
+    for frame in at.dataframe:
+        value = frame.value
+        if all(c in value.columns for c in columns):
+            return value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+def _metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_every_page_renders_and_shows_data_and_model(app: AppTest, models: ModelStore,
+                                                     demo_customers: pd.DataFrame) -> None:
+    _ok(app)
+    version = models.current_version()
+    for page in PAGES:
+        _goto(app, page)
+        header = app.caption[0].value
+        assert f"{len(demo_customers):,} customers" in header
+        assert str(version) in header, f"{page} does not show the active model version"
+        assert app.title[0].value == Path(page).stem.removesuffix("_page").capitalize()
+
+
+def test_overview_kpis_match_the_rfm_table(app: AppTest, demo_customers: pd.DataFrame) -> None:
+    assert _metric(app, "Customers") == f"{len(demo_customers):,}"
+    assert _metric(app, "Revenue (net)") == f"{demo_customers['monetary'].sum():,.0f}"
+    assert _metric(app, "Orders") == f"{demo_customers['frequency'].sum():,}"
+    assert _metric(app, "Snapshot date").endswith("2011")
+
+
+def test_retrain_with_k5_and_save_creates_a_version(app: AppTest, models: ModelStore) -> None:
+    before = models.list_versions()
+    _goto(app, "pages/model_page.py")
+    app.slider(key="model_k").set_value(5).run()
+    app.button(key="model_retrain").click().run()
+    _ok(app)
+    assert any("New model (k=5" in h.value for h in app.subheader)
+    assert models.list_versions() == before, "retraining alone must not write a version"
+    app.checkbox(key="candidate_promote").check()
+    app.button(key="candidate_save").click().run()
+    _ok(app)
+    after = models.list_versions()
+    new = sorted(set(after) - set(before))
+    assert len(new) == 1
+    assert models.load(new[0]).k == 5
+    assert models.current_version() == new[0]
+    assert app.sidebar.selectbox(key="model_version").value == new[0]
+    assert any(new[0] in s.value for s in app.success)
+    versions = _table(app, "version", "promoted", "silhouette")
+    assert set(versions["version"]) == set(after)
+
+
+def test_renaming_a_cluster_changes_the_name_on_segments(app: AppTest, models: ModelStore) -> None:
+    version = str(models.current_version())
+    _goto(app, "pages/segments_page.py")
+    old_name = models.load(version).segment_name(0)
+    assert old_name in set(_table(app, "segment", "customer_share", "description")["segment"])
+
+    _goto(app, "pages/model_page.py")
+    app.selectbox(key="rename_cluster").set_value(0)
+    app.text_input(key="rename_name").input("  VIP   Buyers ")
+    next(b for b in app.button if b.label == "Rename").click().run()
+    _ok(app)
+    assert models.load(version).segment_name(0) == "VIP Buyers"
+
+    _goto(app, "pages/segments_page.py")
+    names = set(_table(app, "segment", "customer_share", "description")["segment"])
+    assert "VIP Buyers" in names and old_name not in names
+    assert "VIP Buyers" in app.multiselect(key="seg_filter").options
+
+
+def test_renaming_to_a_taken_name_is_one_error_and_changes_nothing(app: AppTest, models: ModelStore) -> None:
+    version = str(models.current_version())
+    names = [c.name for c in models.load(version).clusters]
+    _goto(app, "pages/model_page.py")
+    app.selectbox(key="rename_cluster").set_value(0)
+    app.text_input(key="rename_name").input(names[1].upper())
+    next(b for b in app.button if b.label == "Rename").click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and "unique" in app.error[0].value
+    assert [c.name for c in models.load(version).clusters] == names
+
+
+def test_export_filters_rows(app: AppTest, models: ModelStore, demo_customers: pd.DataFrame) -> None:
+    model = models.load()
+    assigned = model.assign(demo_customers)
+    _goto(app, "pages/export_page.py")
+    target = model.segment_name(3)
+    app.multiselect(key="export_segments").set_value([target]).run()
+    _ok(app)
+    expected = assigned.loc[assigned["segment"] == target]
+    assert _metric(app, "Customers to export") == f"{len(expected):,}"
+    preview = _table(app, "customer_id", "segment", "monetary")
+    assert set(preview["segment"]) == {target}
+    assert app.download_button[0].label == f"Download {len(expected):,} customers as CSV"
+
+    app.number_input(key="export_min_monetary").set_value(500.0).run()
+    _ok(app)
+    richer = expected.loc[expected["monetary"] >= 500]
+    assert 0 < len(richer) < len(expected)
+    assert _metric(app, "Customers to export") == f"{len(richer):,}"
+    assert _table(app, "customer_id", "segment", "monetary")["monetary"].min() >= 500
+
+
+def test_score_page_scores_the_example_customer_and_an_existing_one(app: AppTest, models: ModelStore,
+                                                                    demo_customers: pd.DataFrame) -> None:
+    model = models.load()
+    _goto(app, "pages/score_page.py")
+    assert app.number_input(key="score_recency").value == 15
+    assert app.number_input(key="score_frequency").value == 12
+    assert app.number_input(key="score_monetary").value == 540.0
+    next(b for b in app.button if b.label == "Score").click().run()
+    _ok(app)
+    expected = model.predict_names([15, 12, 540.0])[0]
+    assert any(expected in m.value for m in app.markdown)
+    answer = json.loads(app.json[0].value)
+    assert answer["segment"] == expected and answer["model_version"] == model.version
+    assert answer["input_data"] == {"recency": 15, "frequency": 12, "monetary": 540.0}
+    distances = _table(app, "segment", "distance")
+    assert distances.iloc[0]["segment"] == expected  # nearest centroid = the scored segment
+
+    customer = demo_customers.sort_values("monetary").iloc[-1]
+    app.radio(key="score_mode").set_value("Pick an existing customer").run()
+    app.text_input(key="score_customer").input(str(customer["customer_id"])).run()
+    _ok(app)
+    name = model.predict_names([customer["recency"], customer["frequency"], customer["monetary"]])[0]
+    assert any(name in m.value for m in app.markdown)
+
+    app.text_input(key="score_customer").input("no-such-customer").run()
+    assert not app.exception
+    assert len(app.error) == 1 and "no-such-customer" in app.error[0].value
+
+
+def test_unreachable_scoring_endpoint_is_one_error(app: AppTest) -> None:
+    _goto(app, "pages/score_page.py")
+    app.sidebar.text_input(key="scoring_endpoint").input("http://127.0.0.1:9").run()
+    next(b for b in app.button if b.label == "Score").click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and app.error[0].value.startswith("Scoring failed")
+
+
+def test_bad_local_file_is_one_error_and_previous_data_stays(app: AppTest, tmp_path: Path,
+                                                             demo_customers: pd.DataFrame) -> None:
+    bad = tmp_path / "broken.parquet"
+    bad.write_text("InvoiceNo,CustomerID\n1,2\n")
+    app.sidebar.radio(key="source_kind").set_value("Local path").run()
+    app.sidebar.text_input(key="local_path").input(str(bad)).run()
+    assert not app.exception
+    assert len(app.error) == 1
+    assert "broken.parquet" in app.error[0].value and "Parquet" in app.error[0].value
+    assert "demo data" in app.error[0].value  # says what is shown instead
+    assert _metric(app, "Customers") == f"{len(demo_customers):,}"  # the previous data is still usable
+
+    app.sidebar.text_input(key="local_path").input(str(tmp_path / "missing.csv")).run()
+    assert not app.exception
+    assert len(app.error) == 1 and "no such file" in app.error[0].value
+
+
+def test_unrecognised_headers_get_a_mapping_step(app: AppTest, tmp_path: Path) -> None:
+    log = tmp_path / "shop.csv"
+    pd.DataFrame({
+        "Kunde": ["A", "A", "B", "C"],
+        "Beleg": ["1", "2", "3", "4"],
+        "Zeitpunkt": ["2011-01-03", "2011-02-01", "2011-01-20", "2011-02-10"],
+        "Umsatz": [10.0, 30.0, 5.5, 8.0],
+    }).to_csv(log, index=False)
+    app.sidebar.radio(key="source_kind").set_value("Local path").run()
+    app.sidebar.text_input(key="local_path").input(str(log)).run()
+    assert not app.exception and not app.error
+    assert any("not all recognised" in w.value for w in app.warning)
+    app.selectbox(key="map_customer_id").set_value("Kunde")
+    app.selectbox(key="map_invoice_id").set_value("Beleg")
+    app.selectbox(key="map_invoice_date").set_value("Zeitpunkt")
+    app.selectbox(key="map_amount").set_value("Umsatz")
+    next(b for b in app.button if b.label == "Apply mapping").click().run()
+    _ok(app)
+    assert not app.warning
+    assert _metric(app, "Customers") == "3"
+    assert _metric(app, "Revenue (net)") == "54"
+    assert _metric(app, "Orders") == "4"
+
+
+def test_returns_policy_and_snapshot_change_the_table(app: AppTest, demo_parquet: Path) -> None:
+    from datetime import date
+
+    from rfm.table import RfmOptions
+
+    app.sidebar.radio(key="returns").set_value("exclude").run()
+    _ok(app)
+    excluded = compute_rfm([demo_parquet], options=RfmOptions(returns="exclude")).table
+    assert _metric(app, "Revenue (net)") == f"{excluded['monetary'].sum():,.0f}"
+
+    app.sidebar.toggle(key="custom_snapshot").set_value(True).run()
+    app.sidebar.date_input(key="snapshot_date").set_value(date(2011, 6, 1)).run()
+    _ok(app)
+    early = compute_rfm([demo_parquet], options=RfmOptions(snapshot=date(2011, 6, 1), returns="exclude")).table
+    assert _metric(app, "Customers") == f"{len(early):,}"
+    assert _metric(app, "Snapshot date") == "01 Jun 2011"
