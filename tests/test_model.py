@@ -75,8 +75,10 @@ def test_sweep_inertia_and_silhouette_match_scikit_learn(retail: RfmResult, reta
         assert m.inertia <= reference * 1.01, (m.k, m.inertia, reference)
         assert m.smallest_cluster_share == pytest.approx(np.bincount(labels).min() / len(labels))
     best = retail_sweep.for_k(retail_sweep.recommended_k)
-    eligible = [m for m in retail_sweep.metrics if m.smallest_cluster_share >= 0.05]
+    # k >= 3 (two segments are too coarse to act on) and no cluster under 5% of customers
+    eligible = [m for m in retail_sweep.metrics if m.smallest_cluster_share >= 0.05 and m.k >= 3]
     assert best.silhouette == max(m.silhouette for m in eligible)
+    assert best.k >= 3
     assert f"k={best.k}" in retail_sweep.reason
 
 

@@ -236,8 +236,23 @@ def cluster_metrics(Z: np.ndarray, k: int, labels: np.ndarray, silhouette: float
     )
 
 
+MIN_ACTIONABLE_K = 3  # two segments ("good" and "bad" customers) are rarely something a marketer can act on
+
+
 def recommend(metrics: list[KMetrics], min_cluster_share: float = MIN_CLUSTER_SHARE) -> tuple[int, str]:
-    """The k with the best silhouette among those whose smallest cluster is not tiny."""
+    """The k with the best silhouette among those whose smallest cluster is not tiny.
+
+    k = 2 almost always has the best silhouette on log-scaled RFM data, yet splits customers only into
+    better and worse; it is recommended only when the sweep offers nothing from k = 3 up.
+    """
+    actionable = [m for m in metrics if m.k >= MIN_ACTIONABLE_K]
+    if actionable and len(actionable) < len(metrics):
+        k, reason = _best_silhouette(actionable, min_cluster_share)
+        return k, reason + f"; k < {MIN_ACTIONABLE_K} is not considered (too coarse to act on)"
+    return _best_silhouette(metrics, min_cluster_share)
+
+
+def _best_silhouette(metrics: list[KMetrics], min_cluster_share: float) -> tuple[int, str]:
     best_overall = max(metrics, key=lambda m: m.silhouette)
     eligible = [m for m in metrics if m.smallest_cluster_share >= min_cluster_share]
     share = f"{min_cluster_share:.0%}"
