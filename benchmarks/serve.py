@@ -1,0 +1,216 @@
+"""Benchmark: the model server against the published project's plain Flask app, in one run.
+
+    python benchmarks/serve.py [--requests 3000] [--clients 8] [--batch-runs 7]
+
+Both servers run on loopback in their own process with one worker, serving the promoted model
+(models/CURRENT): ours exactly as the container starts it (`python -m rfm.server serve`, the model
+in SM_MODEL_DIR), the baseline as the published project did (Flask, joblib.load of the pipeline,
+`predict` on one row per request, jsonify, Werkzeug's threaded server with its request log). For
+each: single-customer POSTs, first from one client (unloaded latency), then from N concurrent
+clients (keep-alive connections, one thread each): p50/p99 latency and requests per second. Then one
+10,000-customer CSV batch to our server (median of several runs). The load generator shares the
+machine's cores with the server, the same way for both servers.
+Targets (issue 4): p99 < 10 ms, >= 3x the baseline's requests per second,
+the 10,000-row batch < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+BASELINE = r'''
+import sys, joblib, json
+from flask import Flask, request, jsonify
+model_dir = sys.argv[2]
+model = joblib.load(f"{model_dir}/model.joblib")
+meta = json.load(open(f"{model_dir}/metadata.json"))
+names = {c["id"]: c["name"] for c in meta["clusters"]}
+app = Flask(__name__)
+
+@app.route("/ping")
+def ping():
+    return "", 200
+
+@app.route("/invocations", methods=["POST"])
+def invocations():
+    data = request.get_json()
+    cluster = int(model.predict([[data["recency"], data["frequency"], data["monetary"]]])[0])
+    return jsonify({"cluster": cluster, "segment": names.get(cluster, "No Net Revenue"), "input_data": data,
+                    "model_version": meta["version"]})
+
+app.run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
+'''
+
+SINGLE = b'{"recency": 15, "frequency": 12, "monetary": 540}'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}; see bench-data/serve-*.log")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/ping")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def start(kind: str, model_dir: Path, workers: int = 1) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if kind == "ours":
+        env.update({"SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
+                    "MODEL_SERVER_WORKERS": str(workers), "RFM_SERVER_HOST": "127.0.0.1"})
+        cmd = [sys.executable, "-m", "rfm.server", "serve"]
+    else:
+        cmd = [sys.executable, "-c", BASELINE, str(port), str(model_dir)]
+    # server output to a file: a pipe nobody reads would fill up and stall a server that logs requests
+    log = open(REPO / "bench-data" / f"serve-{kind}.log", "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    wait_ready(port, proc)
+    return proc, port
+
+
+def load(port: int, clients: int, per_client: int, body: bytes = SINGLE) -> tuple[list[float], float]:
+    """Latencies (s) of clients x per_client POSTs on keep-alive connections, and the wall time."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[str] = []
+    barrier = threading.Barrier(clients + 1)
+
+    def client(slot: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        barrier.wait()
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            latencies[slot].append(time.perf_counter() - t0)
+            if response.status != 200:
+                errors.append(f"{response.status} {payload[:80]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} failed requests, e.g. {errors[0]}")
+    return [x for xs in latencies for x in xs], wall
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure(name: str, port: int, requests: int, clients: int) -> dict[str, float]:
+    load(port, 2, 100)  # warm-up
+    sequential, wall1 = load(port, 1, max(requests // 4, 200))
+    concurrent, wall = load(port, clients, requests // clients)
+    row = {
+        "p50_1": percentile(sequential, 0.50) * 1e3, "p99_1": percentile(sequential, 0.99) * 1e3,
+        "p50": percentile(concurrent, 0.50) * 1e3, "p99": percentile(concurrent, 0.99) * 1e3,
+        "rps": len(concurrent) / wall, "rps_1": len(sequential) / wall1,
+    }
+    print(f"{name:<10} 1 client: p50 {row['p50_1']:6.2f} ms  p99 {row['p99_1']:6.2f} ms  {row['rps_1']:7.0f} req/s | "
+          f"{clients} clients: p50 {row['p50']:6.2f} ms  p99 {row['p99']:6.2f} ms  {row['rps']:7.0f} req/s",
+          flush=True)
+    return row
+
+
+def batch_csv(port: int, runs: int) -> list[float]:
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = np.column_stack([rng.integers(0, 380, 10_000), rng.integers(1, 60, 10_000),
+                            rng.gamma(1.5, 800, 10_000).round(2)])
+    body = ("recency,frequency,monetary\n" + "".join(f"{int(r)},{int(f)},{m:.2f}\n" for r, f, m in rows)).encode()
+    times = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv", "Accept": "text/csv"})
+        response = conn.getresponse()
+        payload = response.read()
+        times.append(time.perf_counter() - t0)
+        if response.status != 200 or payload.count(b"\n") != 10_000:
+            raise SystemExit(f"batch failed: {response.status} {payload[:100]!r}")
+    return times[1:]  # the first run warms up
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000, help="single-customer requests under load")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--batch-runs", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1, help="our server's worker processes (default 1, like "
+                        "the baseline's one process)")
+    args = parser.parse_args()
+
+    from rfm.model import ModelStore
+
+    store = ModelStore(REPO / "models")
+    model_dir = store.path(store.current_version())
+    print(f"model {model_dir.name}; {os.cpu_count()} CPU(s); python {sys.version.split()[0]}; our workers: "
+          f"{args.workers}", flush=True)
+    results = {}
+    for name in ("ours", "baseline"):
+        proc, port = start(name, model_dir, args.workers)
+        try:
+            results[name] = measure(name, port, args.requests, args.clients)
+            if name == "ours":
+                times = batch_csv(port, args.batch_runs)
+                results["batch_ms"] = statistics.median(times) * 1e3
+                print(f"{'ours':<10} 10,000-customer CSV batch: median {results['batch_ms']:.1f} ms "
+                      f"(min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f}; {len(times)} runs)", flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    ours, base = results["ours"], results["baseline"]
+    ratio = ours["rps"] / base["rps"]
+    checks = {
+        f"p99 < 10 ms with {args.clients} clients": ours["p99"] < 10,
+        "p99 < 10 ms with 1 client": ours["p99_1"] < 10,
+        ">= 3x baseline req/s": ratio >= 3,
+        "batch < 100 ms": results["batch_ms"] < 100,
+    }
+    print(f"throughput ratio ours/baseline: {ratio:.1f}x")
+    for label, ok in checks.items():
+        print(f"  {'PASS' if ok else 'MISS'}  {label}")
+    print("RESULT " + json.dumps({**{f"ours_{k}": round(v, 3) for k, v in ours.items()},
+                                  **{f"baseline_{k}": round(v, 3) for k, v in base.items()},
+                                  "batch_ms": round(results["batch_ms"], 2), "ratio": round(ratio, 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
