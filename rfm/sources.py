@@ -23,15 +23,18 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from rfm import columns as C
 from rfm.columns import ColumnMapping, resolve_mapping
 from rfm.engine import quote_identifier as q
 from rfm.engine import quote_literal
 from rfm.errors import DataError
+
+if TYPE_CHECKING:  # pandas is needed for Excel only
+    import pandas as pd
 
 CLEANED_MARKER_KEY = "rfm_cleaned"
 CLEANED_MARKER_VALUE = "v1"
@@ -248,6 +251,8 @@ def _register_raw(
 
 def _read_excel(files: list[str], sheet: str | None) -> pd.DataFrame:
     """Every sheet whose header holds a customer column (or just `sheet`), stacked."""
+    import pandas as pd
+
     frames: list[pd.DataFrame] = []
     for file in files:
         try:

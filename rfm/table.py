@@ -6,14 +6,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
-from rfm.engine import connect, quote_identifier
+from rfm.engine import connect, quote_identifier, quote_literal
 from rfm.errors import DataError
 from rfm.query import RFM_COLUMNS, ReturnsPolicy, rfm_sql
 from rfm.sources import LoadedSource, SourceOptions, load_source
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made: `rfm table` writes CSV without it
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,54 @@ def compute_rfm(
         con.close()
 
 
+def write_rfm_csv(
+    paths: Sequence[str | os.PathLike[str]],
+    out: str,
+    source_options: SourceOptions | None = None,
+    options: RfmOptions | None = None,
+) -> int:
+    """The RFM table straight from DuckDB to a CSV file (`-`: standard output); returns the rows written.
+
+    Same statement and columns as `compute_rfm`, without building a DataFrame on the way: the fast path of
+    `rfm table` on large logs.
+    """
+    options = options or RfmOptions()
+    con = connect()
+    target = "/dev/stdout" if out == "-" else out
+    try:
+        source = load_source(con, paths, source_options)
+        sql = rfm_sql(quote_identifier(source.view), cleaned=source.cleaned, snapshot=options.snapshot,
+                      returns=options.returns)
+        columns = ", ".join(RFM_COLUMNS)
+        try:
+            written = con.execute(
+                f"COPY (SELECT {columns} FROM ({sql}) AS rfm) TO {quote_literal(target)} (HEADER, DELIMITER ',')"
+            ).fetchone()
+        except duckdb.IOException as exc:
+            raise DataError(f"{out}: cannot write: {str(exc).splitlines()[0]}") from exc
+        rows = int(written[0]) if written else 0
+        if rows == 0:
+            if out != "-":
+                os.remove(out)
+            raise _no_customers(source.files[0], options)
+        return rows
+    finally:
+        con.close()
+
+
+def _no_customers(where: str, options: RfmOptions) -> DataError:
+    return DataError(
+        f"{where}: no customer has a purchase"
+        + (f" before the snapshot date {options.snapshot}" if options.snapshot else "")
+        + " after cleaning (see `rfm ingest` for the cleaning report)"
+    )
+
+
 def _result(frame: pd.DataFrame, options: RfmOptions, fingerprint: str, where: str) -> RfmResult:
+    import pandas as pd
+
     if frame.empty:
-        raise DataError(
-            f"{where}: no customer has a purchase"
-            + (f" before the snapshot date {options.snapshot}" if options.snapshot else "")
-            + " after cleaning (see `rfm ingest` for the cleaning report)"
-        )
+        raise _no_customers(where, options)
     snapshot = pd.Timestamp(frame["snapshot_date"].iloc[0]).date()
     table = frame[list(RFM_COLUMNS)].copy()
     table["customer_id"] = table["customer_id"].astype(str)

@@ -69,3 +69,18 @@ def test_online_retail_ii_headers_are_recognised(online_retail_ii_parquet):
     assert result.snapshot.isoformat() == "2010-12-10"
     assert 4000 < len(result.table) <= 4383
     assert result.table["recency"].min() >= 1
+
+
+@pytest.mark.realdata
+def test_cli_csv_equals_the_library_table(online_retail_parquet, tmp_path):
+    """`rfm table` writes CSV straight from DuckDB; it must hold exactly what compute_rfm returns."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "rfm.csv"
+    done = subprocess.run([sys.executable, "-m", "rfm", "table", "--data", str(online_retail_parquet),
+                           "--returns", "exclude", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = pd.read_csv(out, dtype={"customer_id": str}, keep_default_na=False)
+    expected = compute_rfm([online_retail_parquet], options=RfmOptions(returns="exclude")).table
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)

@@ -7,8 +7,6 @@ import sys
 from datetime import date
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from rfm.columns import parse_map_args
 from rfm.errors import DataError
 from rfm.query import RETURNS_POLICIES
@@ -16,6 +14,8 @@ from rfm.sources import SourceOptions
 from rfm.table import RfmOptions, RfmResult, compute_rfm
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from rfm.athena import AthenaConfig
 
 SOURCES: tuple[str, ...] = ("duckdb", "athena")

@@ -10,12 +10,11 @@ from rfm.cli.common import (
     add_read_args,
     add_rfm_args,
     rfm_from_args,
+    rfm_options,
     rfm_sql_from_args,
     source_options,
     write_csv,
 )
-from rfm.demo import write_demo
-from rfm.ingest import ingest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +56,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             done += (f"\nnext: rfm athena ddl --location {upload.location.uri} "
                      f"--years {upload.first_year}-{upload.last_year} --database DB --table TABLE")
     else:
+        from rfm.ingest import ingest
+
         report = ingest(args.src, args.out, source_options(args))
         done = f"wrote {args.out}"
     if args.json:
@@ -74,6 +75,14 @@ def cmd_table(args: argparse.Namespace) -> int:
         if parameters:
             print(f"-- execution parameters (in order): {', '.join(parameters)}", file=sys.stderr)
         return 0
+    if args.source == "duckdb" and args.data:
+        # Straight from DuckDB to CSV: no DataFrame (nor pandas import) on the way.
+        from rfm.table import write_rfm_csv
+
+        rows = write_rfm_csv(args.data, args.out, source_options(args), rfm_options(args))
+        if args.out != "-":
+            print(f"wrote {rows:,} customers to {args.out}", file=sys.stderr)
+        return 0
     result = rfm_from_args(args)
     write_csv(result.table, args.out)
     if args.out != "-":
@@ -82,6 +91,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
+    from rfm.demo import write_demo
+
     rows = write_demo(args.out, rows=args.rows, seed=args.seed)
     print(f"wrote {rows:,} lines to {args.out}", file=sys.stderr)
     return 0
