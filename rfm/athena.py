@@ -32,7 +32,7 @@ import pandas as pd
 from rfm.dialects import RenderedQuery, render_athena
 from rfm.errors import RfmError
 from rfm.query import rfm_sql
-from rfm.table import RfmOptions, RfmResult, _result
+from rfm.table import RfmOptions, RfmResult, result_from_frame
 
 # Letters, digits and underscores, not starting with a digit: what Glue/Athena names can be anyway.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -288,7 +288,7 @@ def compute_rfm_athena(
     if "customer_id" in frame.columns:
         frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
     fingerprint = hashlib.sha256(repr((config.describe(), query.sql, query.parameters)).encode()).hexdigest()[:16]
-    return _result(frame, options, fingerprint, where=config.describe())
+    return result_from_frame(frame, options, fingerprint, where=config.describe())
 
 
 class _Timeout(Exception):

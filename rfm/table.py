@@ -50,7 +50,7 @@ def rfm_from_view(
         returns=options.returns,
     )
     frame = con.execute(sql).df()
-    return _result(frame, options, source.fingerprint, where=source.files[0])
+    return result_from_frame(frame, options, source.fingerprint, where=source.files[0])
 
 
 def compute_rfm(
@@ -110,7 +110,8 @@ def _no_customers(where: str, options: RfmOptions) -> DataError:
     )
 
 
-def _result(frame: pd.DataFrame, options: RfmOptions, fingerprint: str, where: str) -> RfmResult:
+def result_from_frame(frame: pd.DataFrame, options: RfmOptions, fingerprint: str, where: str) -> RfmResult:
+    """An RfmResult from the RFM statement's rows, whichever engine ran it (typed alike for both)."""
     import pandas as pd
 
     if frame.empty:
