@@ -23,9 +23,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/opt/program
 WORKDIR /opt/program
-# Runtime dependencies only (requirements.txt); test and lint tools live in requirements-dev.txt.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# The server's runtime dependencies only (requirements-serve.txt): no dashboard, no test tools.
+COPY requirements-serve.txt ./
+RUN pip install --no-cache-dir -r requirements-serve.txt
 COPY rfm/ ./rfm/
 COPY --from=model /opt/ml/model/ /opt/ml/model/
 EXPOSE 8080

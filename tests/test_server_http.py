@@ -56,7 +56,7 @@ def test_dockerfile_follows_the_sagemaker_contract() -> None:
     assert "LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in text
     assert dockerfile_command()[-2:] == ["rfm.server", "serve"]
     assert "/opt/ml/model" in text and "models/CURRENT" in text
-    assert "pip install --no-cache-dir -r requirements.txt" in text and "-r requirements-dev.txt" not in text
+    assert "pip install --no-cache-dir -r requirements-serve.txt" in text and "-r requirements-dev.txt" not in text
 
 
 def test_ping_is_200_with_empty_body(server: ServerProcess) -> None:
