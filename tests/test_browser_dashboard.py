@@ -1,0 +1,270 @@
+"""The dashboard in a real browser: `streamlit run` on a free loopback port, driven by Playwright with
+Debian's chromium. Visits every page (screenshots in tests/artifacts/), retrains with k=5 and saves,
+renames a segment in the naming table, scores the seed's example customer, downloads a CSV.
+
+The server gets a temporary copy of models/ and a small generated demo log, so nothing in the
+repository is written. Expected values come from the library (compute_rfm + ModelStore).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from rfm.model import ModelStore
+from rfm.table import compute_rfm
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "tests" / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+PAGES = ("Overview", "Segments", "Model", "Score", "Export")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`streamlit run streamlit_app.py` on a free loopback port; returns once /_stcore/health is ok."""
+    port = free_port()
+    streamlit = Path(sys.executable).with_name("streamlit")
+    proc = subprocess.Popen(
+        [str(streamlit), "run", "streamlit_app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("streamlit did not become healthy within 60 s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path) -> Iterator[dict[str, object]]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)")
+    tmp = tmp_path_factory.mktemp("browser")
+    models = tmp / "models"
+    shutil.copytree(REPO / "models", models)
+    env = {"RFM_MODELS_DIR": str(models), "RFM_DEMO_DATA": str(demo_parquet), "RFM_UPLOAD_DIR": str(tmp / "up"),
+           "RFM_SECRETS_TOML": str(tmp / "none.toml"), "RFM_DATA": ""}
+    proc, url = start_streamlit(env, tmp / "streamlit.log")
+    try:
+        yield {"url": url, "store": ModelStore(models), "demo": demo_parquet, "log": tmp / "streamlit.log"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 2200}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    tab.goto(server["url"] + "/")
+    wait_for_page(tab, "Overview")
+    yield tab
+    context.close()
+
+
+def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
+    """Until the script run has finished (the status widget says nothing is running)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget] [data-testid=stStatusWidgetRunningIcon]')"
+        " && !document.querySelector('[data-testid=stSkeleton]')", timeout=60_000)
+    page.wait_for_timeout(300)
+
+
+def wait_for_page(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    page.locator("h1", has_text=title).wait_for()
+    wait_idle(page)
+
+
+def goto(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    page.locator("[data-testid=stSidebarNav] a", has_text=title).click()
+    wait_for_page(page, title)
+
+
+def active_version(page) -> str:  # type: ignore[no-untyped-def]
+    """The active model version, as the sidebar states it."""
+    header = page.locator("[data-testid=stSidebar]").inner_text()
+    match = re.search(r"Active model (\S+) · k=\d+", header)
+    assert match, header
+    return match.group(1)
+
+
+def no_errors(page) -> None:  # type: ignore[no-untyped-def]
+    assert page.locator("[data-testid=stException]").count() == 0, page.locator(
+        "[data-testid=stException]").first.inner_text()
+    errors = page.locator("[data-testid=stAlertContentError]")
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def test_every_page_renders_with_charts_and_screenshots(page, server) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    version = server["store"].current_version()
+    expected_charts = {"Overview": 3, "Segments": 2, "Model": 1, "Score": 0, "Export": 0}
+    for title in PAGES:
+        if title != "Overview":
+            goto(page, title)
+        no_errors(page)
+        assert version in page.locator("[data-testid=stCaptionContainer]").first.inner_text()
+        charts = page.locator("[data-testid=stPlotlyChart] .main-svg")
+        if expected_charts[title]:
+            page.locator("[data-testid=stPlotlyChart] .main-svg").nth(expected_charts[title] - 1).wait_for()
+            assert charts.count() >= expected_charts[title]
+        if title == "Segments":
+            page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / f"{title.lower()}.png"))
+
+
+def test_retrain_k5_save_then_rename_in_the_table(page, server) -> None:  # type: ignore[no-untyped-def]
+    store: ModelStore = server["store"]
+    before = set(store.list_versions())
+    goto(page, "Model")
+    slider = page.get_by_role("slider").first
+    slider.focus()  # an <input type=range>: keyboard steps of 1
+    for _ in range(12):
+        wait_idle(page)
+        value = int(slider.input_value())
+        if value == 5:
+            break
+        slider.press("ArrowRight" if value < 5 else "ArrowLeft")
+    assert slider.input_value() == "5"
+    wait_idle(page)
+    page.get_by_role("button", name="Retrain with k=5").click()
+    page.get_by_text("New model (k=5, not saved yet)").wait_for()
+    wait_idle(page)
+    page.get_by_role("button", name="Save as a new version").click()
+    page.get_by_text("Saved version").wait_for()
+    wait_idle(page)
+    new = sorted(set(store.list_versions()) - before)
+    assert len(new) == 1 and store.load(new[0]).k == 5
+    assert new[0] in page.locator("[data-testid=stSidebar]").inner_text()  # now the active version
+    page.screenshot(path=str(ARTIFACTS / "model-after-retrain.png"))
+
+    # Rename cluster 0 of the new (active) version in the naming table (st.data_editor).
+    old = store.load(new[0]).segment_name(0)
+    editor = page.locator("[data-testid=stDataFrame]").filter(has=page.locator("th", has_text="default_name")).last
+    editor.scroll_into_view_if_needed()
+    editor.dblclick(position={"x": 120, "y": 35 + 17}, force=True)  # row 0, column "name"
+    page.wait_for_timeout(500)
+    page.keyboard.type("V")  # the first key opens the cell editor
+    page.locator("textarea.gdg-input").wait_for()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("VIP Buyers")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1000)  # the edit is sent with a short delay; then the app reruns
+    wait_idle(page)
+    save = page.get_by_role("button", name="Save names")
+    expect(save).to_be_enabled(timeout=20_000)
+    save.click()
+    deadline = time.monotonic() + 30
+    while store.load(new[0]).segment_name(0) != "VIP Buyers" and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert store.load(new[0]).segment_name(0) == "VIP Buyers"
+    wait_idle(page)
+
+    goto(page, "Segments")
+    no_errors(page)
+    legend = page.locator("[data-testid=stPlotlyChart] .legend").last.text_content() or ""
+    assert "VIP Buyers" in legend and old not in legend
+    page.screenshot(path=str(ARTIFACTS / "segments-after-rename.png"))
+
+
+def test_score_the_example_customer(page, server) -> None:  # type: ignore[no-untyped-def]
+    goto(page, "Score")
+    page.get_by_role("button", name="Score").click()
+    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+    wait_idle(page)
+    no_errors(page)
+    store: ModelStore = server["store"]
+    version = active_version(page)
+    expected = store.load(version).predict_names([15, 12, 540.0])[0]
+    assert page.locator("h3", has_text=expected).count() == 1
+    assert f"model {version}" in page.get_by_text("scored by").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "score-example.png"))
+
+
+def test_download_csv_has_the_segment_rows(page, server) -> None:  # type: ignore[no-untyped-def]
+    goto(page, "Export")
+    store: ModelStore = server["store"]
+    version = active_version(page)
+    model = store.load(version)
+    target = model.segment_name(0)  # the default selection: the most valuable segment
+    assigned = model.assign(compute_rfm([server["demo"]]).table)
+    expected = assigned.loc[assigned["segment"] == target]
+    assert page.locator("[data-testid=stMetricValue]").inner_text() == f"{len(expected):,}"
+    with page.expect_download() as info:
+        page.get_by_role("button", name=f"Download {len(expected):,} customers as CSV").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
+    assert len(rows) == len(expected)
+    assert {r["segment"] for r in rows} == {target}
+    assert {r["customer_id"] for r in rows} == set(expected["customer_id"])
+    by_id = expected.set_index("customer_id")
+    for row in rows[:50]:
+        assert float(row["monetary"]) == pytest.approx(by_id.loc[row["customer_id"], "monetary"])
+    page.screenshot(path=str(ARTIFACTS / "export.png"))
+
+
+def test_bad_path_shows_one_error_and_keeps_the_data(page, server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "not-really.parquet"
+    bad.write_text("this is not parquet\n")
+    page.get_by_text("Local path", exact=True).click()
+    wait_idle(page)
+    box = page.get_by_label("File, glob or folder")
+    box.fill(str(bad))
+    box.press("Enter")
+    page.locator("[data-testid=stAlertContentError]").wait_for()
+    wait_idle(page)
+    assert page.locator("[data-testid=stAlertContentError]").count() == 1
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert "not-really.parquet" in page.locator("[data-testid=stAlertContentError]").inner_text()
+    customers = len(compute_rfm([server["demo"]]).table)
+    assert page.locator("[data-testid=stMetricValue]").first.inner_text() == f"{customers:,}"
+    page.locator("[data-testid=stPlotlyChart] .main-svg").nth(2).wait_for()
+    page.screenshot(path=str(ARTIFACTS / "bad-source.png"))
