@@ -126,7 +126,7 @@ def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> go.Figure:
         hovertemplate="%{y} %{x}<br>%{text}<extra></extra>",
     ))
     fig.update_xaxes(title="frequency score (5 = most orders)", side="bottom")
-    fig.update_yaxes(title="recency score (5 = most recent)")
+    fig.update_yaxes(title="recency score (5 = most recent)", autorange="reversed")  # R5 on top, as the grid
     return _layout(fig, "RFM heatmap: mean monetary and customers per cell", height=430)
 
 
@@ -159,7 +159,8 @@ def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: S
     """Customers on log axes (x: recency or frequency, y: monetary) coloured by segment; a seeded
     sample of at most `max_points` keeps the browser fast on large tables."""
     data = assigned.loc[assigned["monetary"] > 0]
-    if len(data) > max_points:
+    sampled = len(data) > max_points
+    if sampled:
         data = data.sample(max_points, random_state=seed)
     fig = go.Figure()
     for name in order:
@@ -175,7 +176,7 @@ def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: S
         ))
     fig.update_xaxes(type="log", title=f"{x} ({'days since last purchase' if x == 'recency' else 'orders'}, log)")
     fig.update_yaxes(type="log", title="monetary (net revenue, log)")
-    title = "Customers by segment" + (f" (sample of {len(data):,})" if len(assigned) > len(data) else "")
+    title = "Customers by segment" + (f" (seeded sample of {len(data):,})" if sampled else "")
     return _layout(fig, title, height=460, legend={"orientation": "h", "y": -0.18})
 
 

@@ -1,0 +1,172 @@
+"""Dashboard speed in a real browser, on the real Online Retail data.
+
+Starts `streamlit run streamlit_app.py` with RFM_DATA pointing at the log (so the app opens on it),
+a temporary copy of models/, and drives Debian's chromium with Playwright. Measures, from the
+browser's side:
+
+- cold: a freshly started server (empty caches, modules not imported yet), time from `page.goto`
+  until the Overview's three plotly charts are drawn (each has its SVG);
+- warm: a new browser session on the same server (data and model cached), same measure;
+- page switch: click a page in the sidebar until its charts / content are drawn (warm).
+
+Targets (issue 5): Overview under 3 s cold, page switches under 1 s warm.
+
+    .venv/bin/python benchmarks/dashboard.py [--data PATH] [--cold-runs 3] [--warm-runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+# What "drawn" means per page: a CSS selector and how many must exist.
+READY = {
+    "Overview": ("[data-testid=stPlotlyChart] .main-svg", 3),
+    "Segments": ("[data-testid=stPlotlyChart] .main-svg", 2),
+    "Model": ("[data-testid=stPlotlyChart] .main-svg", 1),
+    "Score": ("[data-testid=stForm] button", 1),
+    "Export": ("[data-testid=stDownloadButton] button", 1),
+}
+
+
+def start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("streamlit")), "run", "streamlit_app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("streamlit did not start: " + log.read_text()[-1000:])
+
+
+def wait_drawn(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    selector, count = READY[title]
+    page.locator("h1", has_text=title).wait_for(timeout=120_000)
+    page.locator(selector).nth(count - 1).wait_for(timeout=120_000)
+
+
+def open_overview(browser, url: str, context=None) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(seconds until the page title shows, seconds until the Overview charts are drawn). A new
+    browser context has an empty HTTP cache (the Streamlit and plotly JavaScript is downloaded)."""
+    own = context is None
+    context = context or browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(url + "/")
+    page.locator("h1", has_text="Overview").wait_for(timeout=120_000)
+    title = time.perf_counter() - started
+    wait_drawn(page, "Overview")
+    elapsed = time.perf_counter() - started
+    page.close()
+    if own:
+        context.close()
+    return title, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--warm-runs", type=int, default=5)
+    parser.add_argument("--switch-rounds", type=int, default=3)
+    args = parser.parse_args()
+    if not Path(args.data).exists():
+        raise SystemExit(f"{args.data} not found (the real data lives in ../shared/data)")
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="rfm-dash-bench-"))
+    shutil.copytree(REPO / "models", tmp / "models")
+    env = {"RFM_DATA": str(Path(args.data).resolve()), "RFM_MODELS_DIR": str(tmp / "models"),
+           "RFM_SECRETS_TOML": str(tmp / "none.toml")}
+    cold: list[tuple[float, float]] = []
+    warm: list[tuple[float, float]] = []
+    warm_cached: list[tuple[float, float]] = []
+    switches: dict[str, list[float]] = {}
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            for run in range(args.cold_runs):
+                proc, url = start(env, tmp / f"streamlit-{run}.log")
+                try:
+                    cold.append(open_overview(browser, url))
+                    if run == args.cold_runs - 1:  # the last server stays for the warm measures
+                        for _ in range(args.warm_runs):
+                            warm.append(open_overview(browser, url))
+                        reuse = browser.new_context(viewport={"width": 1400, "height": 1000})
+                        open_overview(browser, url, reuse)  # fills the browser's HTTP cache
+                        for _ in range(args.warm_runs):
+                            warm_cached.append(open_overview(browser, url, reuse))
+                        reuse.close()
+                        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                        page = context.new_page()
+                        page.goto(url + "/")
+                        wait_drawn(page, "Overview")
+                        # First visit of each page fills its caches (the Model page's k sweep); then measure.
+                        order = ["Segments", "Model", "Score", "Export", "Overview"]
+                        for round_ in range(args.switch_rounds + 1):
+                            for title in order:
+                                started = time.perf_counter()
+                                page.locator("[data-testid=stSidebarNav] a", has_text=title).click()
+                                wait_drawn(page, title)
+                                page.wait_for_function("() => !document.querySelector("
+                                                       "'[data-testid=stStatusWidgetRunningIcon]')")
+                                if round_ > 0:
+                                    switches.setdefault(title, []).append(time.perf_counter() - started)
+                        context.close()
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=20)
+            browser.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    load = os.getloadavg()
+    print(f"data: {args.data}")
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print("Overview cold (fresh server, empty browser cache), charts drawn:")
+    print(f"    {_fmt([c for _, c in cold])}   target < 3 s; title shown after {_fmt([t for t, _ in cold])}")
+    print("Overview warm (server caches filled; new session, empty browser cache), charts drawn:")
+    print(f"    {_fmt([c for _, c in warm])}; title shown after {_fmt([t for t, _ in warm])}")
+    print("Overview warm (server caches filled; new tab, browser HTTP cache filled), charts drawn:")
+    print(f"    {_fmt([c for _, c in warm_cached])}; title shown after {_fmt([t for t, _ in warm_cached])}")
+    for title, values in switches.items():
+        print(f"page switch -> {title:<9} (warm):          {_fmt(values)}   target < 1 s")
+    every = [v for values in switches.values() for v in values]
+    print(f"page switch, all pages (warm):             {_fmt(every)}   target < 1 s")
+    return 0
+
+
+def _fmt(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return (f"median {statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f}, "
+            f"n={len(values)})")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

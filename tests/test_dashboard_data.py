@@ -1,0 +1,145 @@
+"""The dashboard's pure layer (rfm.dashboard_data, rfm.charts), checked against direct computations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rfm import charts
+from rfm import dashboard_data as dd
+from rfm.errors import ModelError
+from rfm.model import ModelStore, revenue_concentration, train_model
+from rfm.table import compute_rfm
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def table(demo_parquet: Path) -> pd.DataFrame:
+    return compute_rfm([demo_parquet]).table
+
+
+@pytest.fixture(scope="module")
+def model(table: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return train_model(table, 4)
+
+
+def test_rfm_never_imports_streamlit() -> None:
+    for path in (REPO / "rfm").rglob("*.py"):
+        assert "import streamlit" not in path.read_text(), path
+
+
+def test_load_files_adds_country_and_date_range(demo_parquet: Path, table: pd.DataFrame) -> None:
+    from rfm.table import RfmOptions
+
+    dataset = dd.load_files([str(demo_parquet)], None, RfmOptions())
+    pd.testing.assert_frame_equal(dataset.customers.drop(columns="country"), table)
+    raw = pd.read_parquet(demo_parquet)
+    known = raw.dropna(subset=["CustomerID"])
+    one = known.groupby("CustomerID")["Country"].agg(lambda s: s.mode().iloc[0])
+    got = dataset.customers.set_index("customer_id")["country"]
+    single = one[known.groupby("CustomerID")["Country"].nunique() == 1]
+    ids = [str(int(i)) for i in single.index if str(int(i)) in got.index]
+    assert ids and all(got[i] == single[float(i)] for i in ids[:200])
+    assert dataset.first_date is not None and dataset.last_date is not None
+    assert dataset.last_date < dataset.snapshot
+    assert dataset.first_date >= pd.Timestamp(raw["InvoiceDate"].min()).date()
+
+
+def test_heatmap_data_matches_pandas(table: pd.DataFrame) -> None:
+    mean, count = dd.rf_heatmap_data(table)
+    for r in range(1, 6):
+        for f in range(1, 6):
+            cell = table[(table["r_score"] == r) & (table["f_score"] == f)]
+            assert count.loc[r, f] == len(cell)
+            if len(cell):
+                assert mean.loc[r, f] == pytest.approx(cell["monetary"].mean())
+    assert count.to_numpy().sum() == len(table)
+
+
+def test_filter_and_export(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    assigned = model.assign(table)
+    name = model.segment_name(2)
+    rows = dd.export_frame(dd.filter_customers(assigned, [name], min_monetary=100))
+    expected = assigned[(assigned["segment"] == name) & (assigned["monetary"] >= 100)]
+    assert set(rows["customer_id"]) == set(expected["customer_id"]) and len(rows) == len(expected)
+    assert rows["monetary"].is_monotonic_decreasing
+    back = pd.read_csv(__import__("io").BytesIO(dd.to_csv_bytes(rows)), dtype={"customer_id": str})
+    assert list(back["customer_id"]) == list(rows["customer_id"])
+    assert len(dd.filter_customers(assigned)) == len(assigned)
+
+
+def test_renames_and_swaps(model) -> None:  # type: ignore[no-untyped-def]
+    original = dd.naming_table(model)
+    edited = original.copy()
+    edited.loc[0, "name"], edited.loc[1, "name"] = original.loc[1, "name"], original.loc[0, "name"]
+    edited.loc[2, "name"] = "  Big   Spenders "
+    changes = dd.renames(original, edited)
+    assert changes == {0: original.loc[1, "name"], 1: original.loc[0, "name"], 2: "  Big   Spenders "}
+    renamed = dd.apply_renames(model, changes)
+    assert [renamed.segment_name(i) for i in range(3)] == [original.loc[1, "name"], original.loc[0, "name"],
+                                                            "Big Spenders"]
+    edited.loc[3, "name"] = "big spenders"
+    with pytest.raises(ModelError):
+        dd.apply_renames(model, dd.renames(original, edited))
+
+
+def test_save_renames_is_all_or_nothing(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+    store = ModelStore(tmp_path)
+    version = store.save(model)
+    names = [c.name for c in model.clusters]
+    with pytest.raises(ModelError):
+        dd.save_renames(store, version, {0: "New", 1: "new"})
+    assert [c.name for c in store.load(version).clusters] == names
+    dd.save_renames(store, version, {0: names[1], 1: names[0]})
+    assert [c.name for c in store.load(version).clusters][:2] == [names[1], names[0]]
+
+
+def test_colors_follow_cluster_ids_through_renames(model) -> None:  # type: ignore[no-untyped-def]
+    before = charts.segment_colors(model)
+    renamed = model.renamed(1, "Regulars")
+    after = charts.segment_colors(renamed)
+    assert after["Regulars"] == before[model.segment_name(1)]
+    assert len(set(before.values())) == len(before)
+    assert charts.segment_order(renamed)[1] == "Regulars"
+
+
+def test_pareto_marks_the_top20_share(table: pd.DataFrame) -> None:
+    fig = charts.pareto_chart(table["monetary"].to_numpy())
+    share = revenue_concentration(table["monetary"]).top_shares[0.2]
+    assert f"{share:.0%} of revenue" in fig.layout.annotations[0].text
+
+
+def test_customer_position_nearest_is_the_predicted_cluster(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    for row in table.sample(40, random_state=1).itertuples():
+        if row.monetary <= 0:
+            continue
+        position = dd.customer_position(model, row.recency, row.frequency, row.monetary)
+        assert position.iloc[0]["cluster"] == model.predict([row.recency, row.frequency, row.monetary])[0]
+
+
+def test_mapping_guess_and_check(tmp_path: Path) -> None:
+    log = tmp_path / "x.csv"
+    pd.DataFrame({"Kunde": ["a"], "Datum": ["2011-01-01"], "Betrag": [3.0], "Qty": [1]}).to_csv(log, index=False)
+    check = dd.check_mapping(str(log))
+    assert check.needs_mapping and "no column for" in str(check.error) and "x.csv" in str(check.error)
+    assert check.guess["quantity"] == "Qty" and check.guess["customer_id"] is None
+    ok = dd.check_mapping(str(log), {"customer_id": "Kunde", "invoice_date": "Datum", "amount": "Betrag"})
+    assert not ok.needs_mapping
+    assert dd.mapping_from_choices({"customer_id": "Kunde", "country": None}) == {"customer_id": "Kunde"}
+
+
+def test_save_upload_is_content_addressed(tmp_path: Path) -> None:
+    a = dd.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
+    b = dd.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
+    c = dd.save_upload("evil name.csv", b"x,y\n1,3\n", tmp_path)
+    assert a == b != c and a.parent == tmp_path and a.name.endswith("evil_name.csv")
+
+
+def test_segment_description() -> None:
+    assert dd.segment_description("Champions") == dd.MODEL_SEGMENT_DESCRIPTIONS["champions"]
+    assert "reactivate" in dd.segment_description("About To Sleep (High Spend)")
+    text = dd.segment_description("Whatever", {"recency": 10, "frequency": 2.5, "monetary": 1234})
+    assert "10 days" in text and "1,234" in text
