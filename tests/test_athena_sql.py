@@ -26,7 +26,7 @@ from rfm.engine import connect, quote_identifier
 from rfm.ingest import ingest
 from rfm.query import rfm_sql
 from rfm.sources import load_source
-from rfm.table import RfmOptions, _result, compute_rfm
+from rfm.table import RfmOptions, compute_rfm, result_from_frame
 
 OPTIONS = [
     RfmOptions(),
@@ -121,6 +121,6 @@ def test_statement_sent_to_athena_gives_the_duckdb_table(online_retail_parquet: 
         frame = _run_athena_in_duckdb(con, query.sql, query.parameters)
     finally:
         con.close()
-    actual = _result(frame, options, "", where="athena").table
+    actual = result_from_frame(frame, options, "", where="athena").table
     assert len(actual) > 4000
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)

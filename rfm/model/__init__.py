@@ -1,6 +1,6 @@
 """K-Means segmentation on the RFM table: choosing k, training, naming, profiles, versioned models.
 
-The public API the CLI, the model server and the dashboard build on (see docs/ARCHITECTURE-model.md).
+The public API the CLI, the model server and the dashboard build on (see docs/ARCHITECTURE.md, "Segmentation model").
 Never imports streamlit or a web framework.
 """
 
