@@ -69,8 +69,11 @@ if candidate_info is not None and candidate_info["data_key"] == ctx.data_key:
 elif candidate_info is not None:
     del state["candidate"]  # trained on other data: stale
 
+# The flash message has a slot on every run: when it disappears the elements below keep their place in
+# the page, so the naming table is not re-created (which would drop an edit made right after a save).
+flash_slot = st.empty()
 if "flash" in state:
-    st.success(state.pop("flash"))
+    flash_slot.success(state.pop("flash"))
 
 # --- the active model: names, promotion ----------------------------------------------------------
 st.subheader("Active model")
