@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RFM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -45,3 +49,36 @@ def demo_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "demo.parquet"
     write_demo(path, rows=60_000, seed=11)
     return path
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """One local moto server (S3, Athena, SageMaker, sagemaker-runtime) on 127.0.0.1 for the run."""
+    from moto import server as moto_server
+
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+AWS_ENV_CLEARED = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
+                   "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ATHENA_S3_STAGING_DIR", "AWS_ATHENA_WORK_GROUP",
+                   "RFM_ENDPOINT")
+
+
+def point_aws_at_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, region: str) -> None:
+    """Fake credentials, no AWS config files, every boto3 client (also pyathena's) pointed at moto,
+    and a fresh moto state: no test can reach a real AWS account."""
+    for name in AWS_ENV_CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -19,3 +20,10 @@ def write_log(path: Path, rows: list[list[object]], header: list[str] | None = N
 def line(invoice: str, quantity: float, date: str, price: float, customer: object, stock: str = "A1",
          country: str = "United Kingdom") -> list[object]:
     return [invoice, stock, f"item {stock}", quantity, date, price, customer, country]
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

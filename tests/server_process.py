@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -12,6 +11,8 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,12 +27,6 @@ def dockerfile_command() -> list[str]:
     if entrypoint[0] == "python":
         entrypoint = [sys.executable, *entrypoint[1:]]
     return [*entrypoint, "serve"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sagemaker_model_dir(root: Path, models_dir: Path = REPO / "models") -> Path:

@@ -8,7 +8,6 @@ is shown by tests/test_athena_sql.py (the Athena rendering run through DuckDB).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -24,6 +23,7 @@ from rfm.athena_ddl import create_database_ddl, create_table_ddl
 from rfm.cli import main
 from rfm.s3 import S3Error, ingest_to_s3
 from rfm.table import RfmOptions, compute_rfm
+from tests.conftest import point_aws_at_moto
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -38,36 +38,14 @@ ATHENA_TYPES = {"customer_id": "varchar", "recency": "bigint", "frequency": "big
                 "snapshot_date": "date"}
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture()
 def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     """Fake credentials and every boto3 client (also pyathena's) pointed at moto, fresh state."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ATHENA_S3_STAGING_DIR", "AWS_ATHENA_WORK_GROUP"):
-        monkeypatch.delenv(name, raising=False)
     for name in list(__import__("os").environ):
         if name.startswith("RFM_ATHENA_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    point_aws_at_moto(moto_url, monkeypatch, tmp_path, REGION)
     monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "no-secrets.toml"))
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=DATA_BUCKET)
     s3.create_bucket(Bucket=RESULTS_BUCKET)

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import tarfile
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import server as moto_server
 from server_process import free_port
 
 from rfm.cli import main
@@ -20,36 +18,17 @@ from rfm.deploy import deploy_model, resource_name
 from rfm.errors import RfmError, ScoringError
 from rfm.model import ModelStore, sha256_file
 from rfm.scoring import LocalClient, SageMakerClient, make_client
+from tests.conftest import point_aws_at_moto
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/rfm-sagemaker"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rfm-segments:test"
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture()
 def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """Fake credentials and every AWS client pointed at moto (a fresh account state per test)."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "RFM_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
+    point_aws_at_moto(moto_url, monkeypatch, tmp_path, REGION)
     return moto_url
 
 
