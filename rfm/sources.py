@@ -336,9 +336,17 @@ def _canonical_select(
     if mapping.amount is None:
         exprs[C.AMOUNT] = f"({exprs[C.QUANTITY]}) * ({exprs[C.UNIT_PRICE]})"
     if mapping.invoice_id is not None:
-        exprs[C.INVOICE_ID] = f"NULLIF(trim(CAST({q(mapping.invoice_id)} AS VARCHAR)), '')"
+        text = f"CAST({q(mapping.invoice_id)} AS VARCHAR)"
+        # trim() only where there is something to trim: it copies every string, and logs are large.
+        exprs[C.INVOICE_ID] = (
+            f"NULLIF(CASE WHEN starts_with({text}, ' ') OR ends_with({text}, ' ') THEN trim({text}) "
+            f"ELSE {text} END, '')"
+        )
+        invoice = exprs[C.INVOICE_ID]
         # In a cleaned log every negative line is a return (invoice ids may be derived ones).
-        cancellation = f"({exprs[C.AMOUNT]}) < 0" if cleaned else f"upper({exprs[C.INVOICE_ID]}) LIKE 'C%'"
+        cancellation = (
+            f"({exprs[C.AMOUNT]}) < 0" if cleaned else f"(starts_with({invoice}, 'C') OR starts_with({invoice}, 'c'))"
+        )
     else:
         # Without invoice ids an invoice is a customer's purchases on one day, and a negative line is
         # a return (nothing marks cancellation invoices).

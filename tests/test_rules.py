@@ -149,3 +149,14 @@ def test_customer_ids_written_as_floats_are_normalised(tmp_path):
     path = tmp_path / "f.parquet"
     frame.to_parquet(path)
     assert list(rfm(path).index) == ["17850"]
+
+
+def test_invoice_ids_are_trimmed_and_cancellations_case_insensitive(tmp_path):
+    path = write_log(tmp_path / "l.csv", [
+        line(" 1 ", 2, "2011-03-01 10:00", 5.0, "a"),
+        line("1", 1, "2011-03-01 10:00", 3.0, "a", stock="B"),   # same invoice once trimmed
+        line(" c2", -1, "2011-03-02 10:00", 5.0, "a"),          # a cancellation, lower case, leading space
+    ])
+    t = rfm(path)
+    assert t.loc["a", "frequency"] == 1
+    assert t.loc["a", "monetary"] == pytest.approx(13.0 - 5.0)
