@@ -85,22 +85,21 @@ def test_files_that_are_not_what_they_say(tmp_path, content, name, message):
     assert str(path) in str(info.value)
 
 
-def test_unparsable_date_names_file_column_row_and_value(tmp_path):
-    rows = [*ROWS, line("536368", 1, "yesterday", 1.0, 12345)]
-    path = write_log(tmp_path / "dates.csv", rows)
+@pytest.mark.parametrize(
+    ("name", "rows", "expected"),
+    [
+        ("dates.csv", [*ROWS, line("536368", 1, "yesterday", 1.0, 12345)],
+         ("dates.csv, row 4", "'InvoiceDate'", "'yesterday'")),
+        ("prices.csv", [*ROWS[:1], line("536368", 1, "2010-12-05 10:00", "two fifty", 12345), *ROWS[1:]],
+         ("prices.csv, row 2", "'UnitPrice'", "'two fifty'")),
+    ],
+)
+def test_bad_values_name_file_row_column_and_value(tmp_path, name, rows, expected):
+    path = write_log(tmp_path / name, rows)
     with pytest.raises(DataError) as info:
         table([path])
-    text = str(info.value)
-    assert "dates.csv, row 4" in text and "'InvoiceDate'" in text and "'yesterday'" in text
-
-
-def test_non_numeric_price_names_file_column_row_and_value(tmp_path):
-    rows = [*ROWS[:1], line("536368", 1, "2010-12-05 10:00", "two fifty", 12345), *ROWS[1:]]
-    path = write_log(tmp_path / "prices.csv", rows)
-    with pytest.raises(DataError) as info:
-        table([path])
-    text = str(info.value)
-    assert "prices.csv, row 2" in text and "'UnitPrice'" in text and "'two fifty'" in text
+    for part in expected:
+        assert part in str(info.value)
 
 
 def test_wrong_delimiter_is_explained(tmp_path):
