@@ -14,8 +14,17 @@ from pathlib import Path
 from rfm.cleaning import CleaningReport, cleaning_report
 from rfm.engine import connect, quote_identifier, quote_literal
 from rfm.errors import DataError
-from rfm.query import cleaned_lines_sql
-from rfm.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, load_source
+from rfm.query import CLEANED_COLUMNS, cleaned_lines_sql
+from rfm.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, load_source
+
+
+def cleaned_log_sql(source: LoadedSource) -> str:
+    """The cleaned log in canonical columns: a raw log through the cleaning rules, an ingested one as is
+    (without the source view's internal columns)."""
+    view = quote_identifier(source.view)
+    if source.cleaned:
+        return f"SELECT {', '.join(CLEANED_COLUMNS)} FROM {view}"
+    return cleaned_lines_sql(view)
 
 
 def ingest(
@@ -30,12 +39,8 @@ def ingest(
     con = connect()
     try:
         source = load_source(con, paths, options)
-        if source.cleaned:
-            sql = f"SELECT * FROM {quote_identifier(source.view)}"
-            report = cleaning_report(con, source.view)
-        else:
-            report = cleaning_report(con, source.view)
-            sql = cleaned_lines_sql(quote_identifier(source.view)) + " ORDER BY invoice_date, customer_id"
+        report = cleaning_report(con, source.view)
+        sql = cleaned_log_sql(source) + " ORDER BY invoice_date, customer_id"
         out_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = out_path.with_name(f".{out_path.name}.tmp")
         con.execute(

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from rfm.cleaning import CleaningReport, cleaning_report
-from rfm.engine import connect, quote_identifier, quote_literal
+from rfm.engine import connect, quote_literal
 from rfm.errors import RfmError
-from rfm.query import CLEANED_COLUMNS, cleaned_lines_sql
+from rfm.ingest import cleaned_log_sql
+from rfm.query import CLEANED_COLUMNS
 from rfm.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, load_source
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
@@ -89,10 +90,9 @@ def write_partitioned(
     con = connect()
     try:
         source = load_source(con, paths, options)
-        view = quote_identifier(source.view)
         report = cleaning_report(con, source.view)
         columns = ", ".join(CLEANED_COLUMNS)
-        cleaned = f"SELECT {columns} FROM {view}" if source.cleaned else cleaned_lines_sql(view)
+        cleaned = cleaned_log_sql(source)
         con.execute(
             f"COPY (SELECT {columns}, CAST(year(invoice_date) AS INTEGER) AS year, "
             f"CAST(month(invoice_date) AS INTEGER) AS month FROM ({cleaned}) AS c "

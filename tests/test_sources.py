@@ -138,3 +138,16 @@ def test_cli_ingest_then_table_round_trip(tmp_path):
     assert direct.stdout == cleaned.stdout
     assert direct.stdout.splitlines()[0] == (
         "customer_id,recency,frequency,monetary,r_score,f_score,m_score,rfm_segment")
+
+
+def test_ingesting_an_ingested_log_keeps_the_canonical_columns_and_lines(tmp_path):
+    import duckdb
+
+    src = write_log(tmp_path / "log.csv", [*ROWS, line("C9", -1, "2010-12-04 10:00", 2.55, 17850)])
+    first, second = tmp_path / "first.parquet", tmp_path / "second.parquet"
+    assert run_cli("ingest", str(src), "--out", str(first)).returncode == 0
+    assert run_cli("ingest", str(first), "--out", str(second)).returncode == 0
+    once, twice = (duckdb.sql(f"SELECT * FROM '{p}' ORDER BY ALL").df() for p in (first, second))
+    assert list(twice.columns) == list(once.columns) == [
+        "customer_id", "invoice_id", "invoice_date", "quantity", "unit_price", "amount", "country"]
+    pd.testing.assert_frame_equal(once, twice)
