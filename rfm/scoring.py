@@ -111,23 +111,37 @@ class LocalClient:
         return f"in-process model {self.model.version} (from {self._where})"
 
 
-class HttpClient:
+class _RemoteClient:
+    """Scoring over the wire: one customer as a JSON record, a batch as {"instances": [...]}; subclasses
+    only say how a JSON payload is sent (`_send`) and how the backend is named in messages (`_source`)."""
+
+    _source: str
+
+    def _send(self, payload: Any) -> Any:
+        raise NotImplementedError
+
+    def score(self, recency: float, frequency: float, monetary: float) -> ScoreResult:
+        record = _record(recency, frequency, monetary)
+        return ScoreResult.from_dict(self._send(record.model_dump()), source=self._source)
+
+    def score_batch(self, records: Sequence[Mapping[str, float]]) -> list[ScoreResult]:
+        valid = records_from_mappings(records)
+        if not valid:
+            return []
+        answer = self._send({"instances": [r.model_dump() for r in valid]})
+        return _predictions(answer, len(valid), self._source)
+
+
+class HttpClient(_RemoteClient):
     """Scores through a running model server's POST /invocations (JSON in, JSON out)."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
 
-    def score(self, recency: float, frequency: float, monetary: float) -> ScoreResult:
-        record = _record(recency, frequency, monetary)
-        return ScoreResult.from_dict(self._post(record.model_dump()), source=self.url)
-
-    def score_batch(self, records: Sequence[Mapping[str, float]]) -> list[ScoreResult]:
-        valid = records_from_mappings(records)
-        if not valid:
-            return []
-        answer = self._post({"instances": [r.model_dump() for r in valid]})
-        return _predictions(answer, len(valid), self.url)
+    @property
+    def _source(self) -> str:
+        return self.url
 
     def describe(self) -> str:
         return f"model server {self.url}"
@@ -136,7 +150,7 @@ class HttpClient:
         """GET /model: version, k, segments, centroids."""
         return self._request(urllib.request.Request(f"{self.url}/model", headers={"Accept": "application/json"}))
 
-    def _post(self, payload: Any) -> Any:
+    def _send(self, payload: Any) -> Any:
         body = json.dumps(payload, allow_nan=False).encode()
         request = urllib.request.Request(
             f"{self.url}/invocations", data=body, method="POST",
@@ -168,7 +182,7 @@ class HttpClient:
                                f"{_short(raw)}") from None
 
 
-class SageMakerClient:
+class SageMakerClient(_RemoteClient):
     """Scores through a SageMaker real-time endpoint (boto3 `sagemaker-runtime` `invoke_endpoint`).
 
     Credentials and region come from the AWS chain; `endpoint_url` (or AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME)
@@ -195,17 +209,6 @@ class SageMakerClient:
         self._client = client
         self.region = client.meta.region_name
 
-    def score(self, recency: float, frequency: float, monetary: float) -> ScoreResult:
-        record = _record(recency, frequency, monetary)
-        return ScoreResult.from_dict(self._invoke(record.model_dump()), source=self._source)
-
-    def score_batch(self, records: Sequence[Mapping[str, float]]) -> list[ScoreResult]:
-        valid = records_from_mappings(records)
-        if not valid:
-            return []
-        answer = self._invoke({"instances": [r.model_dump() for r in valid]})
-        return _predictions(answer, len(valid), self._source)
-
     def describe(self) -> str:
         return f"SageMaker endpoint {self.endpoint_name} ({self.region})"
 
@@ -213,7 +216,7 @@ class SageMakerClient:
     def _source(self) -> str:
         return f"SageMaker endpoint {self.endpoint_name}"
 
-    def _invoke(self, payload: Any) -> Any:
+    def _send(self, payload: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
