@@ -29,8 +29,8 @@ import duckdb
 
 from rfm import columns as C
 from rfm.columns import ColumnMapping, resolve_mapping
+from rfm.engine import connect, quote_literal
 from rfm.engine import quote_identifier as q
-from rfm.engine import quote_literal
 from rfm.errors import DataError
 
 if TYPE_CHECKING:  # pandas is needed for Excel only
@@ -390,7 +390,7 @@ def _run_checks(con: duckdb.DuckDBPyConnection, raw: str, checks: list[_Check], 
             )
 
 
-def _sample(con: duckdb.DuckDBPyConnection, raw: str, text: str, size: int = 20_000) -> str:
+def _sample(raw: str, text: str, size: int = 20_000) -> str:
     return f"(SELECT v FROM (SELECT {text} AS v FROM {q(raw)}) WHERE v IS NOT NULL LIMIT {size})"
 
 
@@ -426,7 +426,7 @@ def _date_expr(
         f"try_strptime({{v}}, {quote_literal(fmt)})" for fmt in DATE_FORMATS
     ]
     failures = ", ".join(f"count(*) FILTER (WHERE {c.format(v='v')} IS NULL)" for c in candidates)
-    counts = con.execute(f"SELECT {failures} FROM {_sample(con, raw, text)}").fetchone()
+    counts = con.execute(f"SELECT {failures} FROM {_sample(raw, text)}").fetchone()
     assert counts is not None
     best = min(range(len(candidates)), key=lambda i: (counts[i], i))
     expr = candidates[best].format(v=text)
@@ -448,7 +448,7 @@ def _number_expr(
     comma = f"TRY_CAST(replace({text}, ',', '.') AS DOUBLE)"
     counts = con.execute(
         "SELECT count(*) FILTER (WHERE TRY_CAST(v AS DOUBLE) IS NULL), "
-        f"count(*) FILTER (WHERE TRY_CAST(replace(v, ',', '.') AS DOUBLE) IS NULL) FROM {_sample(con, raw, text)}"
+        f"count(*) FILTER (WHERE TRY_CAST(replace(v, ',', '.') AS DOUBLE) IS NULL) FROM {_sample(raw, text)}"
     ).fetchone()
     assert counts is not None
     # Decimal commas (as European spreadsheets write them) only when they explain the sample better.
@@ -549,10 +549,13 @@ def _first_line(exc: BaseException) -> str:
 
 def read_head(path: str, rows: int = 5) -> pd.DataFrame:
     """The first rows of any supported file, as the dashboard's column-mapping step shows them."""
-    con = duckdb.connect()
     fmt = detect_format(path)
-    _register_raw(con, fmt, [path], SourceOptions(), "_head")
-    return con.execute(f"SELECT * FROM {q('_head')} LIMIT {int(rows)}").df()
+    con = connect()  # the project's settings: no extension downloads
+    try:
+        _register_raw(con, fmt, [path], SourceOptions(), "_head")
+        return con.execute(f"SELECT * FROM {q('_head')} LIMIT {int(rows)}").df()
+    finally:
+        con.close()
 
 
 __all__ = [
