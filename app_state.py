@@ -11,7 +11,6 @@ pages recomputes nothing. A failing source never raises: one `st.error` and the 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,6 +22,7 @@ import streamlit as st
 from rfm import dashboard_data as dd
 from rfm.columns import CANONICAL_COLUMNS
 from rfm.errors import RfmError
+from rfm.secrets import load_secrets, secrets_path
 from rfm.sources import SourceOptions, expand_paths
 from rfm.table import RfmOptions
 
@@ -54,10 +54,9 @@ def uploads_dir() -> Path:
 def secrets() -> dict[str, Any]:
     """.streamlit/secrets.toml (RFM_SECRETS_TOML names another file), read directly so a missing file
     is simply empty settings."""
-    path = Path(os.environ.get("RFM_SECRETS_TOML") or REPO / ".streamlit" / "secrets.toml")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
+        return load_secrets(secrets_path(default=REPO / ".streamlit" / "secrets.toml"))
+    except RfmError:
         return {}
 
 

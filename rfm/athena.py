@@ -21,7 +21,6 @@ import hashlib
 import os
 import re
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ import pandas as pd
 from rfm.dialects import RenderedQuery, render_athena
 from rfm.errors import RfmError
 from rfm.query import rfm_sql
+from rfm.secrets import load_secrets
+from rfm.secrets import secrets_path as default_secrets_path
 from rfm.table import RfmOptions, RfmResult, result_from_frame
 
 # Letters, digits and underscores, not starting with a digit: what Glue/Athena names can be anyway.
@@ -42,7 +43,6 @@ QUERY_COLUMNS: tuple[str, ...] = ("customer_id", "invoice_id", "invoice_date", "
 
 ENV_PREFIX = "RFM_ATHENA_"
 SECRETS_SECTION = "athena"
-DEFAULT_SECRETS = Path(".streamlit") / "secrets.toml"
 DEFAULT_TIMEOUT_SECONDS = 600.0
 # Keys that must never sit in the app's configuration: credentials come from the AWS chain.
 CREDENTIAL_KEYS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token",
@@ -127,7 +127,7 @@ def load_config(
     then `[athena]` in .streamlit/secrets.toml (RFM_SECRETS_TOML names another file)."""
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    secrets = _read_secrets(Path(secrets_path or env.get("RFM_SECRETS_TOML") or DEFAULT_SECRETS))
+    secrets = _read_secrets(Path(secrets_path) if secrets_path else default_secrets_path(env))
     values.update(secrets)
     for name in _FIELDS:
         raw = env.get(ENV_PREFIX + name.upper())
@@ -304,13 +304,10 @@ def _reason(exc: BaseException) -> str:
 
 
 def _read_secrets(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AthenaError(f"{path}: cannot be read as TOML: {exc}") from exc
+        data = load_secrets(path)
+    except RfmError as exc:
+        raise AthenaError(str(exc)) from exc
     section = data.get(SECRETS_SECTION, {})
     if not isinstance(section, dict):
         raise AthenaError(f"{path}: [{SECRETS_SECTION}] must be a table")
