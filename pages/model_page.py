@@ -49,7 +49,7 @@ if candidate_info is not None and candidate_info["data_key"] == ctx.data_key:
                f"smallest cluster {metrics['smallest_cluster_share']:.0%} of customers")
     colors = charts.segment_colors(candidate)
     profile = dd.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
-    st.plotly_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
+    st.altair_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
     table = dd.naming_table(candidate)
     edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
                             key="candidate_names")
