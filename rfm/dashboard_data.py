@@ -370,12 +370,10 @@ def segment_description(name: str, centroid: Mapping[str, float] | None = None) 
 def customer_position(model: Any, recency: float, frequency: float, monetary: float) -> pd.DataFrame:
     """Where one customer sits against every centroid: the centroid values and the distance in the
     model's own space (log1p, standardised), nearest first. The nearest is the customer's cluster."""
-    scale = model.pipeline.named_steps["scale"]
-    point = (np.log1p(np.array([recency, frequency, monetary], dtype="float64")) - scale.mean_) / scale.scale_
+    point = model.standardise([recency, frequency, monetary])
     rows = []
     for cluster in model.clusters:
-        centroid = np.array([cluster.centroid[f] for f in ("recency", "frequency", "monetary")])
-        z = (np.log1p(centroid) - scale.mean_) / scale.scale_
+        z = model.standardise([cluster.centroid[f] for f in ("recency", "frequency", "monetary")])
         rows.append({"cluster": cluster.id, "segment": cluster.name, **cluster.centroid,
                      "distance": float(np.sqrt(((point - z) ** 2).sum()))})
     return pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)

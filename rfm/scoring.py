@@ -10,7 +10,8 @@ same rules as the server (`rfm.records`) and returns the same `ScoreResult`, who
 published response format. Failures are `RfmError`s with one clear line: `DataError` for bad input,
 `ModelError` for a missing or tampered model, `ScoringError` for an unreachable or failing backend.
 
-Heavy libraries (scikit-learn via rfm.model, boto3) are imported only by the backend that needs them.
+Heavy libraries (rfm.model with numpy and pandas, boto3) are imported only by the backend that needs
+them; none of them imports scikit-learn (a saved model scores without unpickling its pipeline).
 """
 
 from __future__ import annotations

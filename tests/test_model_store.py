@@ -167,7 +167,6 @@ KILL_MID_SAVE = """
 import os, sys
 import numpy as np, pandas as pd, joblib
 from rfm.model import ModelStore, train_model
-from rfm.model import store as store_module
 table = pd.read_parquet(sys.argv[2])
 model = train_model(table, 4)
 real_dump = joblib.dump
@@ -176,7 +175,7 @@ def dump_then_die(obj, path, *a, **k):
     with open(path, "r+b") as handle:
         handle.truncate(100)  # half a file on disk
     os._exit(9)  # the process dies: no exception handler, no cleanup
-store_module.joblib.dump = dump_then_die
+joblib.dump = dump_then_die  # ModelStore.save imports joblib when it runs
 ModelStore(sys.argv[1]).save(model)
 """
 

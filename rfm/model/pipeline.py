@@ -4,19 +4,23 @@ One scikit-learn Pipeline: log1p on recency, frequency, monetary (the three are 
 distances on raw values would be dominated by a few wholesalers) -> StandardScaler (equal weight
 for the three) -> KMeans. Only customers with a positive net monetary are trained on: a customer
 whose returns cancel their purchases has no spend to segment on.
+
+scikit-learn is imported by `build_pipeline` only: FEATURES and the training-data helpers are used
+by code that loads and scores models, which must not pay for importing it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from rfm.errors import ModelError
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 FEATURES: tuple[str, ...] = ("recency", "frequency", "monetary")
 TRANSFORM = "log1p -> StandardScaler -> KMeans"
@@ -28,6 +32,10 @@ TRAIN_N_INIT = 10
 def build_pipeline(k: int, seed: int = DEFAULT_SEED, n_init: int = TRAIN_N_INIT) -> Pipeline:
     """An unfitted pipeline. np.log1p / np.expm1 are numpy ufuncs, so the pickled pipeline needs
     no project code to load (the model server or a notebook can `joblib.load` it alone)."""
+    from sklearn.cluster import KMeans
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
     return Pipeline(
         [
             ("log1p", FunctionTransformer(np.log1p, inverse_func=np.expm1, feature_names_out="one-to-one")),

@@ -1,25 +1,69 @@
 """`SegmentModel`: a fitted pipeline plus its metadata (names, centroids, provenance).
 
 Scoring is the hot path of the model server (one customer per request), so `predict` does not go
-through the Pipeline: the scaler's mean/scale and the KMeans centres are copied into plain numpy
-arrays once, and a row costs a log1p, a subtraction and an argmin (microseconds, no pandas, no
+through the Pipeline: it uses the scaler's mean/scale and the KMeans centres as plain numpy arrays
+(`Predictor`), and a row costs a log1p, a subtraction and an argmin (microseconds, no pandas, no
 scikit-learn input validation). The result is the same as `pipeline.predict` (tested).
+
+A trained model takes those arrays from its pipeline; a saved one reads them from metadata.json's
+"predictor" block, and its `pipeline` is unpickled only when something asks for it (saving it again,
+notebooks), then checked to hold exactly those arrays. So loading a model and scoring never import
+scikit-learn. This module does not either.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from rfm.errors import DataError, ModelError
 from rfm.model.naming import NOT_SEGMENTED, NOT_SEGMENTED_NAME, check_name
 from rfm.model.pipeline import FEATURES
+from rfm.model.predictor import Predictor
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+PREDICTOR_KEY = "predictor"  # metadata.json's block of predictor arrays
+
+
+class LazyPipeline:
+    """A pipeline loaded on first use, once (thread-safe), and shared by a model and its renamed copies."""
+
+    def __init__(self, load: Callable[[], Pipeline]) -> None:
+        self._load: Callable[[], Pipeline] | None = load
+        self._pipeline: Pipeline | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, pipeline: Pipeline) -> LazyPipeline:
+        """An already loaded pipeline."""
+        lazy = cls(lambda: pipeline)
+        lazy.get()
+        return lazy
+
+    def get(self) -> Pipeline:
+        """The pipeline, loading it now if needed (a failed load raises, and is tried again next time)."""
+        if self._pipeline is None:
+            with self._lock:
+                if self._pipeline is None:
+                    assert self._load is not None
+                    self._pipeline = self._load()
+                    self._load = None
+        return self._pipeline
+
+    def __getstate__(self) -> dict[str, Any]:  # a lock cannot be pickled
+        return {"_load": self._load, "_pipeline": self._pipeline}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -42,25 +86,29 @@ class SegmentModel:
     `NOT_SEGMENTED_NAME`, as they were kept out of training.
     """
 
-    def __init__(self, pipeline: Pipeline, metadata: Mapping[str, Any]) -> None:
-        self.pipeline = pipeline
+    def __init__(self, pipeline: Pipeline | LazyPipeline, metadata: Mapping[str, Any], *,
+                 predictor: Predictor | None = None) -> None:
+        """`pipeline` is fitted (training, or a model saved without a predictor block), or a
+        LazyPipeline given with the `predictor` read from metadata.json (nothing is unpickled then)."""
+        self._pipeline = pipeline if isinstance(pipeline, LazyPipeline) else LazyPipeline.of(pipeline)
+        self._predictor = predictor if predictor is not None else Predictor.from_pipeline(self._pipeline.get())
         self._metadata = copy.deepcopy(dict(metadata))
-        scale = pipeline.named_steps["scale"]
-        kmeans = pipeline.named_steps["kmeans"]
-        self._mean = np.asarray(scale.mean_, dtype="float64")
-        self._scale = np.asarray(scale.scale_, dtype="float64")
-        self._centers = np.ascontiguousarray(kmeans.cluster_centers_, dtype="float64")
-        self._center_sq = (self._centers**2).sum(axis=1)
+        self._metadata[PREDICTOR_KEY] = self._predictor.as_metadata()
         self._clusters = [
             Cluster(int(c["id"]), str(c["name"]), {f: float(c["centroid"][f]) for f in FEATURES})
             for c in self._metadata.get("clusters", [])
         ]
         self._names = {c.id: c.name for c in self._clusters}
-        if sorted(self._names) != list(range(len(self._centers))):
+        if sorted(self._names) != list(range(self._predictor.k)):
             raise ModelError(
-                f"model metadata lists clusters {sorted(self._names)} but the pipeline has "
-                f"{len(self._centers)} centres"
+                f"model metadata lists clusters {sorted(self._names)} but the model has "
+                f"{self._predictor.k} centres"
             )
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The fitted scikit-learn Pipeline; a saved model unpickles (and checks) it on first access."""
+        return self._pipeline.get()
 
     # --- what a model is ------------------------------------------------------------------------
     @property
@@ -75,7 +123,12 @@ class SegmentModel:
 
     @property
     def k(self) -> int:
-        return len(self._centers)
+        return self._predictor.k
+
+    @property
+    def predictor(self) -> Predictor:
+        """The scaler mean/scale and centres `predict` uses (read-only arrays)."""
+        return self._predictor
 
     @property
     def clusters(self) -> list[Cluster]:
@@ -113,7 +166,7 @@ class SegmentModel:
         for cluster in metadata["clusters"]:
             if int(cluster["id"]) == int(cluster_id):
                 cluster["name"] = new_name
-        return SegmentModel(self.pipeline, metadata)
+        return SegmentModel(self._pipeline, metadata, predictor=self._predictor)  # shares the (lazy) pipeline
 
     # --- scoring --------------------------------------------------------------------------------
     def predict(self, X: np.ndarray | pd.DataFrame | Any) -> np.ndarray:
@@ -126,10 +179,15 @@ class SegmentModel:
         ids = np.full(len(values), NOT_SEGMENTED, dtype="int64")
         positive = values[:, 2] > 0
         if positive.all():
-            return self._nearest(values)
+            return self._predictor.nearest(values)
         if positive.any():
-            ids[positive] = self._nearest(values[positive])
+            ids[positive] = self._predictor.nearest(values[positive])
         return ids
+
+    def standardise(self, values: np.ndarray | Any) -> np.ndarray:
+        """Values of recency, frequency, monetary (last axis) in the space the clusters live in:
+        log1p, then the training z-scores. Distances to `predictor.centers` are measured here."""
+        return self._predictor.standardise(np.asarray(values, dtype="float64"))
 
     def predict_names(self, X: np.ndarray | pd.DataFrame | Any) -> list[str]:
         """Segment names for rows of recency, frequency, monetary."""
@@ -146,12 +204,6 @@ class SegmentModel:
 
     def _names_by_id(self) -> list[str]:
         return [self._names[i] for i in range(self.k)]
-
-    def _nearest(self, values: np.ndarray) -> np.ndarray:
-        z = (np.log1p(values) - self._mean) / self._scale
-        # argmin ||z - c||^2 = argmin (||c||^2 - 2 z.c); same arithmetic order as KMeans in float64.
-        distances = self._center_sq[None, :] - 2.0 * (z @ self._centers.T)
-        return np.argmin(distances, axis=1).astype("int64")
 
     def __repr__(self) -> str:
         names = ", ".join(c.name for c in self._clusters)

@@ -3,12 +3,19 @@
 Every write is atomic: a version is written into a hidden temporary directory and renamed into
 place, and single files (metadata.json after a rename, CURRENT) are written to a temporary file and
 `os.replace`d, so a crash at any point leaves either the old state or the new one, never a half
-model. Loading checks the sha256 of model.joblib (recorded in metadata.json) BEFORE unpickling it,
-so a tampered or corrupted file is refused rather than executed.
+model. Loading checks the sha256 of model.joblib (recorded in metadata.json) and the predictor
+block, but does not unpickle: the model scores from the block (see rfm.model.segment_model), and
+model.joblib is unpickled only when its pipeline is first used, from bytes hashed again at that
+moment (a file changed since is refused rather than executed) and checked to hold exactly the
+block's arrays. Models saved before predictor blocks are unpickled at load, as they always were;
+rewriting their metadata (`rename_cluster`) adds the block. `promote` and `package` unpickle and
+check at once: what they vouch for is the whole model. scikit-learn and joblib are imported only
+when something is unpickled or saved.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -21,17 +28,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import joblib
-from sklearn.pipeline import Pipeline
+from typing import TYPE_CHECKING, Any
 
 from rfm.errors import ModelError
-from rfm.model.segment_model import SegmentModel
+from rfm.model.predictor import Predictor
+from rfm.model.segment_model import PREDICTOR_KEY, LazyPipeline, SegmentModel
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 CURRENT_FILE = "CURRENT"
+PIPELINE_STEPS = ["log1p", "scale", "kmeans"]
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _TMP_PREFIX = ".tmp-"
 
@@ -46,29 +55,79 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def load_model_dir(path: str | os.PathLike[str]) -> SegmentModel:
     """A model from a directory holding model.joblib and metadata.json (a version directory, or
-    SageMaker's /opt/ml/model). Refuses a model.joblib whose sha256 differs from the metadata's."""
+    SageMaker's /opt/ml/model). Refuses a model.joblib whose sha256 differs from the metadata's and a
+    malformed predictor block; unpickles nothing unless the metadata predates predictor blocks."""
     directory = Path(path)
     metadata = read_metadata(directory)
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"{model_path}: missing (a model directory holds {MODEL_FILE} and {METADATA_FILE})")
-    expected = metadata.get("sha256")
-    actual = sha256_file(model_path)
+    _check_sha256(model_path, sha256_file(model_path), metadata.get("sha256"))
+    predictor = _read_predictor(directory, metadata)
+    if predictor is None:  # saved before predictor blocks: the arrays come from the pipeline
+        return _segment_model(directory, _unpickle(model_path, metadata["sha256"]), metadata)
+    load = functools.partial(_unpickle_matching, model_path, metadata["sha256"], predictor)
+    return _segment_model(directory, LazyPipeline(load), metadata, predictor)
+
+
+def _read_predictor(directory: str | os.PathLike[str], metadata: dict[str, Any]) -> Predictor | None:
+    """metadata.json's predictor block, checked (shapes, finite, scale > 0); None when it has none."""
+    if PREDICTOR_KEY not in metadata:
+        return None
+    try:
+        return Predictor.from_metadata(metadata[PREDICTOR_KEY])
+    except ValueError as exc:
+        raise ModelError(f"{Path(directory) / METADATA_FILE}: malformed predictor block ({exc})") from None
+
+
+def _segment_model(directory: Path, pipeline: Pipeline | LazyPipeline, metadata: dict[str, Any],
+                   predictor: Predictor | None = None) -> SegmentModel:
+    try:
+        return SegmentModel(pipeline, metadata, predictor=predictor)
+    except ModelError as exc:  # e.g. the cluster list and the centres disagree
+        raise ModelError(f"{directory / METADATA_FILE}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{directory / METADATA_FILE}: malformed cluster list ({exc})") from exc
+
+
+def _check_sha256(model_path: Path, actual: str, expected: Any) -> None:
     if not isinstance(expected, str) or actual != expected:
         raise ModelError(
             f"{model_path}: sha256 {actual[:12]}... does not match metadata.json "
             f"({str(expected)[:12]}...): the file was modified or corrupted; refusing to load it"
         )
+
+
+def _unpickle(model_path: Path, sha256: str) -> Pipeline:
+    """The pipeline in model.joblib, unpickled from the very bytes that were hashed (so a file
+    replaced after `load_model_dir` checked it is refused, not executed)."""
+    import joblib
+    from sklearn.pipeline import Pipeline
+
     try:
-        pipeline = joblib.load(model_path)
+        data = model_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{model_path}: cannot be read ({exc.strerror or exc})") from None
+    _check_sha256(model_path, hashlib.sha256(data).hexdigest(), sha256)
+    try:
+        pipeline = joblib.load(io.BytesIO(data))
     except Exception as exc:  # a matching hash but unreadable pickle: wrong library versions
         raise ModelError(f"{model_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != ["log1p", "scale", "kmeans"]:
+    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != PIPELINE_STEPS:
         raise ModelError(f"{model_path}: not an rfm segmentation pipeline (log1p -> scale -> kmeans)")
-    try:
-        return SegmentModel(pipeline, metadata)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{directory / METADATA_FILE}: malformed cluster list ({exc})") from exc
+    return pipeline
+
+
+def _unpickle_matching(model_path: Path, sha256: str, predictor: Predictor) -> Pipeline:
+    """The pipeline, refused unless it holds exactly the predictor block's arrays (the model has
+    been scoring with those: a pipeline that disagrees means metadata.json was edited)."""
+    pipeline = _unpickle(model_path, sha256)
+    if Predictor.from_pipeline(pipeline) != predictor:
+        raise ModelError(
+            f"{model_path.parent / METADATA_FILE}: the predictor block does not match {MODEL_FILE} "
+            "(scaler mean/scale or centres differ): the metadata was modified; refusing to use the model"
+        )
+    return pipeline
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -133,6 +192,13 @@ class ModelStore:
             raise ModelError(f"{self.root / version / METADATA_FILE}: records version {model.version!r}")
         return model
 
+    def load_verified(self, version: str) -> SegmentModel:
+        """A saved version with its pipeline unpickled now, so it is known to match the predictor
+        block (`load` defers that to the pipeline's first use, which scoring never needs)."""
+        model = self.load(version)
+        _ = model.pipeline
+        return model
+
     def summaries(self) -> list[dict[str, Any]]:
         """One dict a version (from metadata.json, without unpickling): for listings."""
         current = self.current_version()
@@ -157,6 +223,8 @@ class ModelStore:
     # --- writing --------------------------------------------------------------------------------
     def save(self, model: SegmentModel, version: str | None = None) -> str:
         """Write a model as a new version (atomically) and return the version name."""
+        import joblib  # not at module level: loading and scoring never need it
+
         self.root.mkdir(parents=True, exist_ok=True)
         base = version or _new_version_name(model.k)
         if not _VERSION_RE.match(base):
@@ -190,20 +258,22 @@ class ModelStore:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     def promote(self, version: str) -> None:
-        """Make a version the one CURRENT names (it must load and pass its sha256 check)."""
-        self.load(version)
+        """Make a version the one CURRENT names (it must load, pass its sha256 check, and its pipeline
+        must unpickle and match the predictor block)."""
+        self.load_verified(version)
         _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode())
 
     def rename_cluster(self, version: str, cluster_id: int, name: str) -> SegmentModel:
-        """Give a cluster of a saved version a new business name (metadata.json rewritten atomically)."""
+        """Give a cluster of a saved version a new business name (metadata.json rewritten atomically;
+        a model saved before predictor blocks gains one)."""
         model = self.load(version).renamed(cluster_id, name)
         _write_json(self.path(version) / METADATA_FILE, model.metadata)
         return model
 
     def package(self, version: str, out: str | os.PathLike[str]) -> Path:
         """model.tar.gz for SageMaker: model.joblib and metadata.json at the archive root, so they
-        unpack straight into /opt/ml/model. The version is verified first."""
-        model = self.load(version)
+        unpack straight into /opt/ml/model. The version is verified first (`load_verified`)."""
+        model = self.load_verified(version)
         directory = self.path(version)
         out_path = Path(out)
         with _atomic_file(out_path) as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:

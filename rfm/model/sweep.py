@@ -8,7 +8,8 @@ and the silhouette of every k is computed from ONE pairwise-distance matrix of a
 instead of recomputing the distances for each k as `silhouette_score` does. Inertia, Davies-Bouldin
 and Calinski-Harabasz come from one pass over the distances to the centres (same definitions as
 scikit-learn's, tested against them). Work runs on one thread: on 3-D data OpenMP/BLAS threads buy
-little, and on a shared machine they spin and make KMeans several times slower.
+little, and on a shared machine they spin and make KMeans several times slower. scikit-learn is
+imported when KMeans is fitted, not with the module (importing rfm.model must stay cheap).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from rfm.errors import ModelError
@@ -147,6 +146,8 @@ def scaled(data: TrainingData) -> np.ndarray:
 
 def fit_labels(Z: np.ndarray, k: int, seed: int) -> np.ndarray:
     """KMeans labels for one k: restarts on a subsample, the best centres refined on all rows."""
+    from sklearn.cluster import KMeans
+
     init: str | np.ndarray = "k-means++"
     if len(Z) > FIT_SAMPLE:
         rng = np.random.default_rng(seed + k)
@@ -160,10 +161,11 @@ def fit_labels(Z: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 def silhouette_indices(n: int, sample_size: int, seed: int) -> np.ndarray:
     """The same seeded sample `sklearn.metrics.silhouette_score(..., sample_size, random_state=seed)`
-    draws, so results can be checked against it; everyone when the table is small."""
+    draws (its `check_random_state(seed)` is this RandomState), so results can be checked against it;
+    everyone when the table is small."""
     if n <= sample_size:
         return np.arange(n)
-    return check_random_state(seed).permutation(n)[:sample_size]
+    return np.random.RandomState(seed).permutation(n)[:sample_size]
 
 
 def silhouettes_from_sample(Z: np.ndarray, labels: dict[int, np.ndarray]) -> dict[int, float]:

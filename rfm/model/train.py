@@ -1,15 +1,17 @@
-"""`train_model`: fit the pipeline for one k and describe it (names, centroids, provenance)."""
+"""`train_model`: fit the pipeline for one k and describe it (names, centroids, provenance).
+
+scikit-learn, joblib and rfm.table (duckdb) are imported when a model is trained, not with the
+module: `import rfm.model` serves code that only loads and scores models.
+"""
 
 from __future__ import annotations
 
 import platform
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import numpy as np
 import pandas as pd
-import sklearn
 from threadpoolctl import threadpool_limits
 
 import rfm
@@ -33,7 +35,9 @@ from rfm.model.sweep import (
     silhouette_indices,
     silhouettes_from_sample,
 )
-from rfm.table import RfmResult
+
+if TYPE_CHECKING:
+    from rfm.table import RfmResult
 
 METADATA_FORMAT = 1
 
@@ -52,6 +56,8 @@ def train_model(
     metadata records the snapshot date, returns policy and data fingerprint; pass a `SweepResult` to
     keep the sweep's metrics with the model. The model is not saved: see `ModelStore.save`.
     """
+    from rfm.table import RfmResult
+
     if isinstance(rfm_table, RfmResult):
         rfm_result = rfm_result or rfm_table
         rfm_table = rfm_table.table
@@ -92,17 +98,25 @@ def train_model(
         "metrics": metrics,
         "sweep": sweep_result.as_dict() if sweep_result else None,
         "clusters": clusters,
-        "libraries": {
-            "python": platform.python_version(),
-            "rfm": rfm.__version__,
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-            "joblib": joblib.__version__,
-        },
+        "libraries": _libraries(),
         "sha256": None,
     }
     return SegmentModel(pipeline, metadata)
+
+
+def _libraries() -> dict[str, str]:
+    """The versions a pickled pipeline depends on (recorded so a failed unpickle can be explained)."""
+    import joblib
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "rfm": rfm.__version__,
+        "scikit-learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "joblib": joblib.__version__,
+    }
 
 
 def _order_by_value(pipeline: Any) -> None:
