@@ -31,7 +31,7 @@ $(DEMO): | $(VENV)/.installed
 demo-data: $(DEMO)
 
 run: $(VENV)/.installed $(DEMO)
-	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
+	$(BIN)/streamlit run dashboard.py --server.port $(PORT)
 
 serve: $(VENV)/.installed
 	$(BIN)/rfm serve --model-dir models/$$(cat models/CURRENT)

@@ -11,6 +11,7 @@ pages recomputes nothing. A failing source never raises: one `st.error` and the 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -114,6 +115,22 @@ def concentration_for(data_key: tuple[Any, ...], _monetary: pd.Series) -> Any:
     return revenue_concentration(_monetary)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def chart_spec(name: str, key: tuple[Any, ...], _build: Callable[[], Any]) -> dict[str, Any]:
+    """The Vega-Lite dict of an Altair chart, built once per (name, key): the key must cover everything
+    the chart shows (data key, model key, ...); `_build` makes the chart on a miss."""
+    from rfm.charts import vega_lite_spec
+
+    return vega_lite_spec(_build())
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def figure(name: str, key: tuple[Any, ...], _build: Callable[[], Any]) -> Any:
+    """A plotly figure built once per (name, key), like `chart_spec`. Shared, not copied: a plotly
+    Figure is re-validated when unpickled, and `st.plotly_chart` only reads it."""
+    return _build()
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _scoring_client(endpoint: str, root: str, version: str, stamp: int) -> Any:
     from rfm.scoring import make_client
@@ -144,6 +161,7 @@ class Context:
     colors: dict[str, str]
     order: list[str]
     endpoint: str
+    model_key: tuple[Any, ...] = ()  # (models dir, version, metadata mtime): part of every cache key
 
     def scoring_client(self) -> Any:
         root = str(self.store.root)
@@ -300,8 +318,7 @@ def render_sidebar() -> Context:
         versions = store.list_versions()
         current = store.current_version()
         if st.session_state.get("model_version") not in versions:
-            st.session_state["model_version"] = current if current in versions else (versions[-1] if versions
-                                                                                      else None)
+            st.session_state["model_version"] = default_version(store)
         version = st.selectbox("Active model version", versions[::-1], key="model_version",
                                format_func=lambda v: f"{v} (promoted)" if v == current else v)
         endpoint_default = str((secrets().get("scoring") or {}).get("endpoint") or "")
@@ -313,11 +330,13 @@ def render_sidebar() -> Context:
     model = assigned = None
     colors: dict[str, str] = {}
     order: list[str] = []
+    model_key: tuple[Any, ...] = ()
     if version:
         try:
             stamp = model_stamp(store.root, version)
-            model = _model(str(store.root), version, stamp)
-            assigned = _assigned(data_key, (str(store.root), version, stamp), dataset.customers, model)
+            model_key = (str(store.root), version, stamp)
+            model = _model(*model_key)
+            assigned = _assigned(data_key, model_key, dataset.customers, model)
             from rfm.charts import segment_colors, segment_order
 
             colors, order = segment_colors(model), segment_order(model)
@@ -330,13 +349,48 @@ def render_sidebar() -> Context:
                        + (" · promoted" if version == current else " · not promoted"))
         else:
             st.caption("No usable model: train one on the Model page.")
-    return Context(dataset, data_key, store, version, model, assigned, colors, order, endpoint)
+    return Context(dataset, data_key, store, version, model, assigned, colors, order, endpoint, model_key)
 
 
 def _store() -> Any:
     from rfm.model import ModelStore
 
     return ModelStore(models_dir())
+
+
+def default_version(store: Any) -> str | None:
+    """The version a new session starts on: the promoted one, else the newest."""
+    versions = store.list_versions()
+    current = store.current_version()
+    return current if current in versions else (versions[-1] if versions else None)
+
+
+def warm_caches() -> None:
+    """Before the first visitor, do what the first visit of the Overview does: import the libraries
+    and fill the caches of the default data, the active model, its assignments and the Overview's
+    charts, through the same cached functions a session calls (so its first run only hits caches).
+
+    A freshly started Streamlit server otherwise does all of this while its first visitor waits
+    (several seconds). Called by dashboard.py's lifespan, outside any session; an exception is the
+    caller's to log (the page reports a bad source or model in its own words)."""
+    from rfm import charts
+
+    request = _demo_request()
+    snapshot, returns = "auto", next(iter(RETURNS_LABELS))
+    dataset = _load(request, snapshot, returns)
+    data_key = (*request.key, snapshot, returns)
+    store = _store()
+    version = default_version(store)
+    model = assigned = None
+    colors: dict[str, str] = {}
+    order: list[str] = []
+    model_key: tuple[Any, ...] = ()
+    if version:
+        model_key = (str(store.root), version, model_stamp(store.root, version))
+        model = _model(*model_key)
+        assigned = _assigned(data_key, model_key, dataset.customers, model)
+        colors, order = charts.segment_colors(model), charts.segment_order(model)
+    overview_charts(Context(dataset, data_key, store, version, model, assigned, colors, order, "", model_key))
 
 
 def _dataset(request: _Request | None, snapshot: str, returns: str,
@@ -368,6 +422,25 @@ def _dataset(request: _Request | None, snapshot: str, returns: str,
         st.session_state["last_good"] = (fallback, snap, ret)
         return dataset, (*fallback.key, snap, ret), error
     raise RuntimeError(f"even the demo data cannot be loaded: {last_exc}")
+
+
+def overview_charts(ctx: Context) -> dict[str, dict[str, Any]]:
+    """The Overview's chart specs ("shares" only with a model, "pareto", "lorenz"), cached per data and
+    model: built here so the page and `warm_caches` ask for exactly the same cache entries."""
+    from rfm import charts
+
+    monetary = ctx.dataset.customers["monetary"]
+    concentration = concentration_for(ctx.data_key, monetary)
+    specs = {
+        "pareto": chart_spec("pareto", ctx.data_key, lambda: charts.pareto_chart(monetary.to_numpy())),
+        "lorenz": chart_spec("lorenz", ctx.data_key,
+                             lambda: charts.lorenz_chart(concentration.lorenz, concentration.gini)),
+    }
+    if ctx.model is not None and ctx.assigned is not None:
+        specs["shares"] = chart_spec(
+            "segment_shares", (ctx.data_key, ctx.model_key),
+            lambda: charts.segment_share_chart(dd.segment_summary(ctx.assigned, ctx.model), ctx.colors))
+    return specs
 
 
 def page_header(title: str, ctx: Context) -> None:

@@ -21,7 +21,9 @@ except RfmError as exc:
     st.error(f"The k sweep cannot run on this data: {exc}")
 if result is not None:
     k = st.slider("Number of segments (k)", 2, 10, value=result.recommended_k, key="model_k")
-    st.plotly_chart(charts.sweep_chart(result.frame(), result.recommended_k, k), key="model_sweep")
+    st.plotly_chart(app_state.figure("sweep", (ctx.data_key, k),
+                                     lambda: charts.sweep_chart(result.frame(), result.recommended_k, k)),
+                    key="model_sweep")
     st.caption(f"Recommended k = {result.recommended_k}: {result.reason} ({result.silhouette_note}).")
 else:
     k = st.slider("Number of segments (k)", 2, 10, value=4, key="model_k")

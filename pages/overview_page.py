@@ -5,7 +5,6 @@ from __future__ import annotations
 import streamlit as st
 
 import app_state
-from rfm import charts
 from rfm import dashboard_data as dd
 
 ctx = app_state.context()
@@ -24,16 +23,13 @@ else:
     cols[3].metric("Period", "not available")
 cols[4].metric("Snapshot date", f"{figures['snapshot']:%Y-%m-%d}", help="Recency is counted in days before this date")
 
+specs = app_state.overview_charts(ctx)
 if app_state.require_model(ctx):
-    summary = dd.segment_summary(ctx.assigned, ctx.model)
-    st.altair_chart(charts.segment_share_chart(summary, ctx.colors), key="overview_shares")
-
-concentration = app_state.concentration_for(ctx.data_key, ctx.dataset.customers["monetary"])
+    st.vega_lite_chart(spec=specs["shares"], key="overview_shares")
 left, right = st.columns(2)
-with left:
-    st.altair_chart(charts.pareto_chart(ctx.dataset.customers["monetary"].to_numpy()), key="overview_pareto")
-with right:
-    st.altair_chart(charts.lorenz_chart(concentration.lorenz, concentration.gini), key="overview_lorenz")
+left.vega_lite_chart(spec=specs["pareto"], key="overview_pareto")
+right.vega_lite_chart(spec=specs["lorenz"], key="overview_lorenz")
+concentration = app_state.concentration_for(ctx.data_key, ctx.dataset.customers["monetary"])
 top = concentration.top_shares
 st.caption(
     f"Top 1% of customers bring {top[0.01]:.0%} of revenue, top 10% {top[0.1]:.0%}, top 20% {top[0.2]:.0%}. "

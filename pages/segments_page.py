@@ -25,12 +25,12 @@ if view.empty:
     st.stop()
 st.caption(f"{len(view):,} of {len(ctx.assigned):,} customers shown.")
 
+key = (ctx.data_key, ctx.model_key, tuple(chosen), tuple(picked_countries))  # what the charts below show
 left, right = st.columns(2)
-with left:
-    mean, counts = dd.rf_heatmap_data(view)
-    st.plotly_chart(charts.rf_heatmap(mean, counts), key="seg_heatmap")
-with right:
-    st.altair_chart(charts.rf_grid_chart(dd.grid_frame(view)), key="seg_grid")
+left.plotly_chart(app_state.figure("rf_heatmap", key, lambda: charts.rf_heatmap(*dd.rf_heatmap_data(view))),
+                  key="seg_heatmap")
+right.vega_lite_chart(spec=app_state.chart_spec("rf_grid", key, lambda: charts.rf_grid_chart(dd.grid_frame(view))),
+                      key="seg_grid")
 
 st.subheader("Segment profiles")
 profiles = dd.segment_summary(view, ctx.model)
@@ -46,4 +46,6 @@ st.dataframe(
            if c.endswith(("_mean", "_median"))},
     },
 )
-st.plotly_chart(charts.customer_scatter(view, ctx.colors, ctx.order, x=axis), key="seg_scatter")
+st.plotly_chart(app_state.figure("customer_scatter", (*key, axis),
+                                 lambda: charts.customer_scatter(view, ctx.colors, ctx.order, x=axis)),
+                key="seg_scatter")

@@ -140,6 +140,24 @@ def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> alt.Laye
                         subtitle="dashed: every customer spending the same"), height=340)
 
 
+def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    """An Altair chart as a plain Vega-Lite dict (data inline), for `st.vega_lite_chart`.
+
+    Altair validates a chart against the Vega-Lite JSON schema every time it is serialised, which
+    costs ~0.1 s a chart and `st.altair_chart` does it on every rerun: the dashboard caches this dict
+    instead. Altair's default theme sizes views at 300 px; that is dropped so Streamlit sizes them.
+    """
+    spec = chart.to_dict()
+    view = spec.get("config", {}).get("view", {})
+    for key in ("continuousWidth", "continuousHeight"):
+        view.pop(key, None)
+    if "config" in spec and not view:
+        spec["config"].pop("view", None)
+        if not spec["config"]:
+            del spec["config"]
+    return spec
+
+
 def _hover_layer(curve: pd.DataFrame, x: alt.X, y: alt.Y, text: str) -> tuple[alt.Chart, alt.Chart]:
     """A point and a tooltip on the curve nearest the pointer (Vega-Lite's nearest selection)."""
     data = curve[["customers", "revenue"]].copy()
@@ -296,4 +314,5 @@ __all__ = [
     "segment_order",
     "segment_share_chart",
     "sweep_chart",
+    "vega_lite_spec",
 ]

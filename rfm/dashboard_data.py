@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -92,13 +92,14 @@ def load_files(paths: Sequence[str], source_options: SourceOptions | None, optio
     con = connect()
     try:
         source = load_source(con, paths, source_options)
+        if not source.cleaned:  # clean once, then both aggregations read the cleaned lines
+            con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(source.view))}")
+            source = replace(source, view="cleaned_lines", cleaned=True)
         result = rfm_from_view(con, source, options)
-        view = quote_identifier(source.view)
-        lines = view if source.cleaned else f"({cleaned_lines_sql(view)})"
         snapshot = result.snapshot.isoformat()
         extra = con.execute(
             f"SELECT customer_id, mode(country) AS country, min(invoice_date) AS first_date, "
-            f"max(invoice_date) AS last_date FROM {lines} AS l "
+            f"max(invoice_date) AS last_date FROM {quote_identifier(source.view)} "
             f"WHERE CAST(invoice_date AS DATE) < DATE '{snapshot}' GROUP BY customer_id"
         ).df()
     finally:
@@ -202,6 +203,14 @@ def kpis(dataset: Dataset) -> dict[str, Any]:
         "last_date": dataset.last_date,
         "snapshot": dataset.snapshot,
     }
+
+
+def period_label(first: date, last: date) -> str:
+    """How long a log covers, in the unit a marketer reads it: days under two months, else months."""
+    days = (last - first).days + 1
+    if days < 60:
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{round(days / 30.4375)} months"
 
 
 def segment_summary(assigned: pd.DataFrame, model: Any) -> pd.DataFrame:

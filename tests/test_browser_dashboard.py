@@ -36,14 +36,17 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PAGES = ("Overview", "Segments", "Model", "Score", "Export")
+PLOTLY_DRAWN = "[data-testid=stPlotlyChart] .main-svg"
+VEGA_DRAWN = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteChart] canvas.marks"
 
 
 def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`streamlit run streamlit_app.py` on a free loopback port; returns once /_stcore/health is ok."""
+    """`streamlit run dashboard.py` (what `make run` runs: the app behind its cache-warming launcher)
+    on a free loopback port; returns once /_stcore/health is ok."""
     port = free_port()
     streamlit = Path(sys.executable).with_name("streamlit")
     proc = subprocess.Popen(
-        [str(streamlit), "run", "streamlit_app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+        [str(streamlit), "run", "dashboard.py", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
         cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
@@ -150,18 +153,17 @@ def no_errors(page) -> None:  # type: ignore[no-untyped-def]
 def test_every_page_renders_with_charts_and_screenshots(page, server) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     version = server["store"].current_version()
-    expected_charts = {"Overview": 3, "Segments": 2, "Model": 1, "Score": 0, "Export": 0}
+    # (plotly charts, Vega-Lite charts) drawn on each page
+    expected_charts = {"Overview": (0, 3), "Segments": (2, 1), "Model": (1, 0), "Score": (0, 0), "Export": (0, 0)}
     for title in PAGES:
         if title != "Overview":
             goto(page, title)
         no_errors(page)
         assert version in page.locator("[data-testid=stCaptionContainer]").first.inner_text()
-        charts = page.locator("[data-testid=stPlotlyChart] .main-svg")
-        if expected_charts[title]:
-            page.locator("[data-testid=stPlotlyChart] .main-svg").nth(expected_charts[title] - 1).wait_for()
-            assert charts.count() >= expected_charts[title]
-        if title == "Segments":
-            page.locator("[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg").first.wait_for()
+        for selector, expected in zip((PLOTLY_DRAWN, VEGA_DRAWN), expected_charts[title], strict=True):
+            if expected:
+                page.locator(selector).nth(expected - 1).wait_for()
+                assert page.locator(selector).count() == expected
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"{title.lower()}.png"))
 
@@ -267,5 +269,5 @@ def test_bad_path_shows_one_error_and_keeps_the_data(page, server, tmp_path) -> 
     assert "not-really.parquet" in page.locator("[data-testid=stAlertContentError]").inner_text()
     customers = len(compute_rfm([server["demo"]]).table)
     assert page.locator("[data-testid=stMetricValue]").first.inner_text() == f"{customers:,}"
-    page.locator("[data-testid=stPlotlyChart] .main-svg").nth(2).wait_for()
+    page.locator(VEGA_DRAWN).nth(2).wait_for()
     page.screenshot(path=str(ARTIFACTS / "bad-source.png"))

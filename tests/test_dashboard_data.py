@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -107,9 +108,28 @@ def test_colors_follow_cluster_ids_through_renames(model) -> None:  # type: igno
 
 
 def test_pareto_marks_the_top20_share(table: pd.DataFrame) -> None:
-    fig = charts.pareto_chart(table["monetary"].to_numpy())
+    chart = charts.pareto_chart(table["monetary"].to_numpy())
     share = revenue_concentration(table["monetary"]).top_shares[0.2]
-    assert f"{share:.0%} of revenue" in fig.layout.annotations[0].text
+    marker = next(layer.data for layer in chart.layer
+                  if isinstance(layer.data, pd.DataFrame) and "label" in layer.data.columns)
+    assert marker["customers"].tolist() == [0.2]
+    assert marker["revenue"].iloc[0] == pytest.approx(share)
+    assert marker["label"].iloc[0] == f"top 20% → {share:.0%} of revenue"
+    chart.to_dict()  # a valid Vega-Lite spec (altair validates against the schema)
+
+
+def test_segment_share_chart_has_both_shares_per_segment(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    summary = dd.segment_summary(model.assign(table), model)
+    chart = charts.segment_share_chart(summary, charts.segment_colors(model))
+    data = chart.data  # the layers share one data set
+    assert len(data) == 2 * len(summary)
+    by_measure = data.pivot(index="segment", columns="measure", values="share")
+    assert by_measure["share of customers"].sum() == pytest.approx(1.0)
+    assert by_measure["share of revenue"].sum() == pytest.approx(1.0)
+    assert "-0%" not in set(data["label"])
+    spec = chart.to_dict()
+    color = spec["layer"][0]["encoding"]["color"]["scale"]
+    assert color["range"] == [charts.segment_colors(model)[n] for n in color["domain"]]
 
 
 def test_customer_position_nearest_is_the_predicted_cluster(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
@@ -143,3 +163,9 @@ def test_segment_description() -> None:
     assert "reactivate" in dd.segment_description("About To Sleep (High Spend)")
     text = dd.segment_description("Whatever", {"recency": 10, "frequency": 2.5, "monetary": 1234})
     assert "10 days" in text and "1,234" in text
+
+
+def test_period_label_reads_in_days_then_months() -> None:
+    assert dd.period_label(date(2011, 6, 1), date(2011, 6, 1)) == "1 day"
+    assert dd.period_label(date(2011, 6, 1), date(2011, 6, 30)) == "30 days"
+    assert dd.period_label(date(2010, 12, 1), date(2011, 12, 9)) == "12 months"
