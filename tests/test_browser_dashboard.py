@@ -36,7 +36,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PAGES = ("Overview", "Segments", "Model", "Score", "Export")
-PLOTLY_DRAWN = "[data-testid=stPlotlyChart] .main-svg"
+# What a drawn chart holds, per chart element: plotly's SVG, Vega's SVG (or canvas) of marks.
+CHART_DRAWN = {"stPlotlyChart": ".main-svg", "stVegaLiteChart": "svg.marks, canvas.marks"}
 VEGA_DRAWN = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteChart] canvas.marks"
 
 
@@ -153,17 +154,18 @@ def no_errors(page) -> None:  # type: ignore[no-untyped-def]
 def test_every_page_renders_with_charts_and_screenshots(page, server) -> None:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     version = server["store"].current_version()
-    # (plotly charts, Vega-Lite charts) drawn on each page
+    # (plotly charts, Vega-Lite charts) on each page, in CHART_DRAWN's order
     expected_charts = {"Overview": (0, 3), "Segments": (2, 1), "Model": (1, 0), "Score": (0, 0), "Export": (0, 0)}
     for title in PAGES:
         if title != "Overview":
             goto(page, title)
         no_errors(page)
         assert version in page.locator("[data-testid=stCaptionContainer]").first.inner_text()
-        for selector, expected in zip((PLOTLY_DRAWN, VEGA_DRAWN), expected_charts[title], strict=True):
-            if expected:
-                page.locator(selector).nth(expected - 1).wait_for()
-                assert page.locator(selector).count() == expected
+        for kind, expected in zip(CHART_DRAWN, expected_charts[title], strict=True):
+            charts = page.locator(f"[data-testid={kind}]")
+            assert charts.count() == expected, (title, kind)
+            for i in range(expected):  # each one drawn, not just placed
+                charts.nth(i).locator(CHART_DRAWN[kind]).first.wait_for()
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"{title.lower()}.png"))
 
