@@ -27,8 +27,8 @@ st.caption(f"{len(view):,} of {len(ctx.assigned):,} customers shown.")
 
 key = (ctx.data_key, ctx.model_key, tuple(chosen), tuple(picked_countries))  # what the charts below show
 left, right = st.columns(2)
-left.plotly_chart(app_state.figure("rf_heatmap", key, lambda: charts.rf_heatmap(*dd.rf_heatmap_data(view))),
-                  key="seg_heatmap")
+left.vega_lite_chart(spec=app_state.chart_spec("rf_heatmap", key, lambda: charts.rf_heatmap(*dd.rf_heatmap_data(view))),
+                     key="seg_heatmap")
 right.vega_lite_chart(spec=app_state.chart_spec("rf_grid", key, lambda: charts.rf_grid_chart(dd.grid_frame(view))),
                       key="seg_grid")
 
@@ -46,6 +46,6 @@ st.dataframe(
            if c.endswith(("_mean", "_median"))},
     },
 )
-st.plotly_chart(app_state.figure("customer_scatter", (*key, axis),
-                                 lambda: charts.customer_scatter(view, ctx.colors, ctx.order, x=axis)),
-                key="seg_scatter")
+st.vega_lite_chart(spec=app_state.chart_spec("customer_scatter", (*key, axis),
+                                            lambda: charts.customer_scatter(view, ctx.colors, ctx.order, x=axis)),
+                   key="seg_scatter")

@@ -172,19 +172,38 @@ def _hover_layer(curve: pd.DataFrame, x: alt.X, y: alt.Y, text: str) -> tuple[al
     return catcher, dot
 
 
-def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> go.Figure:
-    """R score x F score: colour = mean monetary, text = customers per cell."""
-    text = [[f"{counts.iloc[i, j]:,} cust.<br>{_money(mean_monetary.iloc[i, j])}"
-             for j in range(counts.shape[1])] for i in range(counts.shape[0])]
-    fig = go.Figure(go.Heatmap(
-        z=mean_monetary.to_numpy(), x=[f"F{c}" for c in mean_monetary.columns],
-        y=[f"R{r}" for r in mean_monetary.index], text=text, texttemplate="%{text}",
-        colorscale="YlGnBu", colorbar={"title": "mean<br>monetary"}, xgap=2, ygap=2,
-        hovertemplate="%{y} %{x}<br>%{text}<extra></extra>",
-    ))
-    fig.update_xaxes(title="frequency score (5 = most orders)", side="bottom")
-    fig.update_yaxes(title="recency score (5 = most recent)", autorange="reversed")  # R5 on top, as the grid
-    return _layout(fig, "RFM heatmap: mean monetary and customers per cell", height=430)
+def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> alt.LayerChart:
+    """R score x F score: colour = mean monetary, text = customers per cell and their mean monetary.
+    Laid out like the R x F grid beside it (R5 on top, F1 on the left)."""
+    rows = []
+    for r in mean_monetary.index:
+        for f in mean_monetary.columns:
+            mean = mean_monetary.loc[r, f]
+            count = int(counts.loc[r, f])
+            rows.append({"R": f"R{r}", "F": f"F{f}", "customers": count,
+                         "mean_monetary": float(mean) if count and np.isfinite(mean) else None,
+                         "label": f"{count:,} cust.\n{_money(mean)}" if count else "–"})
+    data = pd.DataFrame(rows)
+    base = alt.Chart(data).encode(
+        x=alt.X("F:N", sort=[f"F{i}" for i in range(1, 6)], title="frequency score (5 = most orders)",
+                axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score (5 = most recent)"),
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
+        color=alt.Color("mean_monetary:Q", scale=alt.Scale(scheme="yellowgreenblue"),
+                        legend=alt.Legend(title=["mean", "monetary"], format=",.0f")),
+        tooltip=[alt.Tooltip("R:N"), alt.Tooltip("F:N"), alt.Tooltip("customers:Q", format=","),
+                 alt.Tooltip("mean_monetary:Q", format=",.0f", title="mean monetary")],
+    )
+    # Dark text on light cells, white on dark ones.
+    threshold = float(np.nanquantile(data["mean_monetary"].astype("float64"), 0.6)) if data["customers"].any() else 0
+    text = base.mark_text(fontSize=11, lineBreak="\n").encode(
+        text="label:N",
+        color=alt.condition(alt.datum.mean_monetary > threshold, alt.value("white"), alt.value("#1f2933")),
+    )
+    return alt.layer(cells, text).properties(
+        title=alt.Title("RFM heatmap: mean monetary and customers per cell", anchor="start", fontSize=16),
+        height=400)
 
 
 def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
@@ -212,29 +231,30 @@ def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
 
 
 def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: Sequence[str],
-                     x: str = "recency", max_points: int = 6000, seed: int = 0) -> go.Figure:
-    """Customers on log axes (x: recency or frequency, y: monetary) coloured by segment; a seeded
-    sample of at most `max_points` keeps the browser fast on large tables."""
-    data = assigned.loc[assigned["monetary"] > 0]
+                     x: str = "recency", max_points: int = 5000, seed: int = 0) -> alt.Chart:
+    """Customers on log axes (x: recency or frequency, y: monetary) coloured by segment, zoomable;
+    a seeded sample of at most `max_points` keeps the browser fast on large tables.
+
+    Vega-Lite draws a few thousand points in a fraction of the time plotly needs to set up a WebGL
+    scatter on a machine without a GPU."""
+    data = assigned.loc[assigned["monetary"] > 0, ["customer_id", "recency", "frequency", "monetary", "segment"]]
     sampled = len(data) > max_points
     if sampled:
         data = data.sample(max_points, random_state=seed)
-    fig = go.Figure()
-    for name in order:
-        part = data.loc[data["segment"] == name]
-        if part.empty:
-            continue
-        fig.add_trace(go.Scattergl(
-            x=part[x], y=part["monetary"], mode="markers", name=name,
-            marker={"color": colors.get(name, NOT_SEGMENTED_COLOR), "size": 6, "opacity": 0.65},
-            customdata=np.stack([part["customer_id"], part["recency"], part["frequency"]], axis=1),
-            hovertemplate="customer %{customdata[0]}<br>recency %{customdata[1]} d, "
-                          "%{customdata[2]} orders<br>monetary %{y:,.2f}<extra>" + name + "</extra>",
-        ))
-    fig.update_xaxes(type="log", title=f"{x} ({'days since last purchase' if x == 'recency' else 'orders'}, log)")
-    fig.update_yaxes(type="log", title="monetary (net revenue, log)")
+    data = data.assign(plotted=data[x].clip(lower=0.5))  # bought on the snapshot's eve: recency 0, off a log axis
+    names = [n for n in order if n in set(data["segment"])]
     title = "Customers by segment" + (f" (seeded sample of {len(data):,})" if sampled else "")
-    return _layout(fig, title, height=460, legend={"orientation": "h", "y": -0.18})
+    x_title = f"{x} ({'days since last purchase' if x == 'recency' else 'orders'}, log)"
+    return alt.Chart(data).mark_circle(size=28, opacity=0.65).encode(
+        x=alt.X("plotted:Q", scale=alt.Scale(type="log"), title=x_title),
+        y=alt.Y("monetary:Q", scale=alt.Scale(type="log"), title="monetary (net revenue, log)"),
+        color=alt.Color("segment:N", sort=names, scale=alt.Scale(
+            domain=names, range=[colors.get(n, NOT_SEGMENTED_COLOR) for n in names]),
+            legend=alt.Legend(title=None, orient="bottom", direction="horizontal")),
+        tooltip=[alt.Tooltip("customer_id:N", title="customer"), alt.Tooltip("segment:N"),
+                 alt.Tooltip("recency:Q", title="recency (days)"), alt.Tooltip("frequency:Q", title="orders"),
+                 alt.Tooltip("monetary:Q", format=",.2f")],
+    ).properties(title=alt.Title(title, anchor="start", fontSize=16), height=460).interactive()
 
 
 SWEEP_PANELS: tuple[tuple[str, str], ...] = (

@@ -169,3 +169,27 @@ def test_period_label_reads_in_days_then_months() -> None:
     assert dd.period_label(date(2011, 6, 1), date(2011, 6, 1)) == "1 day"
     assert dd.period_label(date(2011, 6, 1), date(2011, 6, 30)) == "30 days"
     assert dd.period_label(date(2010, 12, 1), date(2011, 12, 9)) == "12 months"
+
+
+def test_heatmap_chart_labels_every_cell(table: pd.DataFrame) -> None:
+    mean, counts = dd.rf_heatmap_data(table)
+    spec = charts.vega_lite_spec(charts.rf_heatmap(mean, counts))
+    cells = next(iter(spec["datasets"].values()))
+    assert len(cells) == 25
+    r5f5 = next(c for c in cells if c["R"] == "R5" and c["F"] == "F5")
+    assert r5f5["customers"] == counts.loc[5, 5]
+    assert r5f5["mean_monetary"] == pytest.approx(mean.loc[5, 5])
+    assert r5f5["label"].startswith(f"{counts.loc[5, 5]:,} cust.")
+
+
+def test_scatter_samples_large_tables_and_keeps_segment_colours(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    assigned = model.assign(table)
+    colors, order = charts.segment_colors(model), charts.segment_order(model)
+    small = charts.customer_scatter(assigned, colors, order, max_points=100)
+    assert len(small.data) == 100 and "seeded sample of 100" in small.to_dict()["title"]["text"]
+    assert small.data.equals(charts.customer_scatter(assigned, colors, order, max_points=100).data)  # seeded
+    full = charts.customer_scatter(assigned, colors, order, max_points=10**6)
+    assert len(full.data) == int((assigned["monetary"] > 0).sum())
+    scale = full.to_dict()["encoding"]["color"]["scale"]
+    assert scale["range"] == [colors[n] for n in scale["domain"]]
+    assert (full.data["plotted"] > 0).all()  # log axis: recency 0 is drawn at 0.5
