@@ -42,7 +42,7 @@ PLOTLY = "[data-testid=stPlotlyChart] .main-svg"
 VEGA = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteChart] canvas.marks"
 READY = {
     "Overview": (VEGA, 3),
-    "Segments": (PLOTLY, 2),
+    "Segments": (VEGA, 3),
     "Model": (PLOTLY, 1),
     "Score": ("[data-testid=stForm] button", 1),
     "Export": ("[data-testid=stDownloadButton] button", 1),

@@ -7,6 +7,7 @@ grid's named cells have their own fixed palette.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -189,21 +190,32 @@ def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> alt.LayerCh
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score (5 = most recent)"),
     )
+    # Mean monetary is heavy-tailed: a symmetric-log colour scale keeps the ordinary cells apart
+    # (and, unlike log, accepts a cell whose returns outweigh its purchases).
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
-        color=alt.Color("mean_monetary:Q", scale=alt.Scale(scheme="yellowgreenblue"),
+        color=alt.Color("mean_monetary:Q", scale=alt.Scale(scheme="yellowgreenblue", type="symlog"),
                         legend=alt.Legend(title=["mean", "monetary"], format=",.0f")),
         tooltip=[alt.Tooltip("R:N"), alt.Tooltip("F:N"), alt.Tooltip("customers:Q", format=","),
                  alt.Tooltip("mean_monetary:Q", format=",.0f", title="mean monetary")],
     )
-    # Dark text on light cells, white on dark ones.
-    threshold = float(np.nanquantile(data["mean_monetary"].astype("float64"), 0.6)) if data["customers"].any() else 0
     text = base.mark_text(fontSize=11, lineBreak="\n").encode(
         text="label:N",
-        color=alt.condition(alt.datum.mean_monetary > threshold, alt.value("white"), alt.value("#1f2933")),
+        color=alt.condition(alt.datum.mean_monetary > _dark_from(data["mean_monetary"]), alt.value("white"),
+                            alt.value("#1f2933")),
     )
     return alt.layer(cells, text).properties(
         title=alt.Title("RFM heatmap: mean monetary and customers per cell", anchor="start", fontSize=16),
         height=400)
+
+
+def _dark_from(values: pd.Series) -> float:
+    """The value above which a cell of the symlog colour scale is dark enough for white text."""
+    finite = values.astype("float64").dropna()
+    if finite.empty:
+        return float("inf")
+    lo, hi = (np.sign(v) * np.log1p(abs(v)) for v in (finite.min(), finite.max()))
+    mid = lo + 0.6 * (hi - lo)
+    return float(np.sign(mid) * np.expm1(abs(mid)))
 
 
 def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
@@ -212,7 +224,7 @@ def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
     data["R"] = "R" + data["r_score"].astype(str)
     data["F"] = "F" + data["f_score"].astype(str)
     # Names wrap at spaces inside their cell; the customer count goes on its own line.
-    data["label"] = data["segment"].str.replace(" ", "\n", regex=False)
+    data["label"] = ["\n".join(textwrap.wrap(name, width=10)) for name in data["segment"]]
     if "customers" in data.columns:
         data["label"] = data["label"] + "\n(" + data["customers"].map("{:,}".format) + ")"
     names = [s for s in SEGMENTS if s in set(data["segment"])]
