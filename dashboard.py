@@ -23,9 +23,25 @@ import streamlit as st
 ROOT = Path(__file__).resolve().parent
 
 
+def declare_navigation_app() -> None:
+    """Tell Streamlit up front that this app defines its pages with st.navigation.
+
+    Streamlit learns that only when a session first calls st.navigation; until then a pages/ folder
+    next to the entry script makes it run that first session the legacy way, and the visitor sees
+    a list of file names in the sidebar for a moment. Setting the flag st.navigation itself sets
+    avoids that; on a Streamlit without it, nothing changes but that first flash."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:
+        return
+    if hasattr(PagesManager, "uses_pages_directory"):
+        PagesManager.uses_pages_directory = False
+
+
 @asynccontextmanager
 async def warm_start(_app: Any) -> AsyncIterator[None]:
     """Warm the caches in a worker thread (the event loop stays free), then serve."""
+    declare_navigation_app()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     started = time.perf_counter()

@@ -275,3 +275,40 @@ def test_bad_path_shows_one_error_and_keeps_the_data(page, server, tmp_path) -> 
     assert page.locator("[data-testid=stMetricValue]").first.inner_text() == f"{customers:,}"
     page.locator(VEGA_DRAWN).nth(2).wait_for()
     page.screenshot(path=str(ARTIFACTS / "bad-source.png"))
+
+
+_RECORD_SIDEBAR_NAV = """
+window.__navs = [];
+new MutationObserver(() => {
+  const nav = document.querySelector('[data-testid=stSidebarNav]');
+  const text = nav ? nav.innerText : null;
+  if (text && window.__navs[window.__navs.length - 1] !== text) window.__navs.push(text);
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def test_first_visit_of_a_fresh_server_shows_only_the_app_pages(browser, tmp_path, demo_parquet) -> None:  # type: ignore[no-untyped-def]
+    """The very first session of a new server never flashes Streamlit's legacy list of pages/ files,
+    and the launcher logs that the caches were warmed before it served."""
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    env = {"RFM_MODELS_DIR": str(tmp_path / "models"), "RFM_DEMO_DATA": str(demo_parquet),
+           "RFM_SECRETS_TOML": str(tmp_path / "none.toml"), "RFM_DATA": ""}
+    proc, url = start_streamlit(env, tmp_path / "streamlit.log")
+    try:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script(_RECORD_SIDEBAR_NAV)
+        tab = context.new_page()
+        # A slowed-down CPU renders each message of the first run on its own, as a slow laptop does.
+        context.new_cdp_session(tab).send("Emulation.setCPUThrottlingRate", {"rate": 6})
+        tab.goto(url + "/")
+        wait_for_page(tab, "Overview")
+        navs = tab.evaluate("window.__navs")
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert navs, "the sidebar navigation never appeared"
+    for text in navs:
+        assert "page" not in text.lower().split(), text  # legacy entries read "overview page", ...
+        assert [line for line in text.splitlines() if line in PAGES] == list(PAGES), text
+    assert "Caches warm in" in (tmp_path / "streamlit.log").read_text()
