@@ -49,7 +49,21 @@ READY = {
 }
 
 
-def start(env: dict[str, str], log: Path, entry: str = PRODUCT_ENTRY) -> tuple[subprocess.Popen[bytes], str, float]:
+# The floor: what any Streamlit app with a title and three (tiny) Vega-Lite charts costs in this browser.
+FLOOR_APP = """
+import pandas as pd
+import streamlit as st
+
+st.title("Overview")
+data = pd.DataFrame({"x": [1, 2, 3], "y": [3, 1, 2]})
+for mark in ("line", "bar", "area"):
+    st.vega_lite_chart(data, {"mark": mark, "encoding": {"x": {"field": "x", "type": "quantitative"},
+                                                        "y": {"field": "y", "type": "quantitative"}}})
+"""
+
+
+def start(env: dict[str, str], log: Path, entry: str = PRODUCT_ENTRY,
+          cwd: Path = REPO) -> tuple[subprocess.Popen[bytes], str, float]:
     """Start `streamlit run ENTRY`; returns the process, its URL and the seconds until it was healthy."""
     started = time.perf_counter()
     with socket.socket() as sock:
@@ -59,7 +73,7 @@ def start(env: dict[str, str], log: Path, entry: str = PRODUCT_ENTRY) -> tuple[s
         [str(Path(sys.executable).with_name("streamlit")), "run", entry, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        cwd=cwd, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -80,7 +94,7 @@ def wait_drawn(page, title: str) -> None:  # type: ignore[no-untyped-def]
 
 def open_overview(browser, url: str, context=None) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(seconds until the page title shows, seconds until the Overview charts are drawn). A new
-    browser context has an empty HTTP cache (the Streamlit and plotly JavaScript is downloaded)."""
+    browser context has an empty HTTP cache (Streamlit's and Vega's JavaScript is downloaded)."""
     own = context is None
     context = context or browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -113,6 +127,7 @@ def main() -> int:
            "RFM_SECRETS_TOML": str(tmp / "none.toml")}
     cold: list[tuple[float, float]] = []
     cold_plain: list[tuple[float, float]] = []
+    floor: list[tuple[float, float]] = []
     ready: dict[str, list[float]] = {PRODUCT_ENTRY: [], PLAIN_ENTRY: []}
     warm: list[tuple[float, float]] = []
     warm_cached: list[tuple[float, float]] = []
@@ -132,6 +147,7 @@ def main() -> int:
                     finally:
                         proc.terminate()
                         proc.wait(timeout=20)
+            measure_floor(browser, tmp, args.warm_runs, floor)
             browser.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -148,6 +164,11 @@ def main() -> int:
     print(f"    {_fmt([c for _, c in cold_plain])}; title shown after {_fmt([t for t, _ in cold_plain])}")
     print("Overview warm (server caches filled; new session, empty browser cache), charts drawn:")
     print(f"    {_fmt([c for _, c in warm])}; title shown after {_fmt([t for t, _ in warm])}")
+    print("Floor: a minimal Streamlit app (a title, three 3-point Vega-Lite charts), same measure, warm server:")
+    print(f"    {_fmt([c for _, c in floor])}; title shown after {_fmt([t for t, _ in floor])}")
+    if floor and cold:
+        ratio = statistics.median(c for _, c in cold) / statistics.median(c for _, c in floor)
+        print(f"    Overview cold / floor: {ratio:.2f}x")
     print("Overview warm (server caches filled; new tab, browser HTTP cache filled), charts drawn:")
     print(f"    {_fmt([c for _, c in warm_cached])}; title shown after {_fmt([t for t, _ in warm_cached])}")
     for title, values in switches.items():
@@ -155,6 +176,22 @@ def main() -> int:
     every = [v for values in switches.values() for v in values]
     print(f"page switch, all pages (warm):             {_fmt(every)}   target < 1 s")
     return 0
+
+
+def measure_floor(browser, tmp: Path, runs: int, results: list[tuple[float, float]]) -> None:  # type: ignore[no-untyped-def]
+    """Open the minimal app `runs` times on one server (its first visit, which imports pandas, is not
+    counted): the browser's and Streamlit's own cost of such a page on this machine."""
+    app = tmp / "floor"
+    app.mkdir()
+    (app / "floor_app.py").write_text(FLOOR_APP)
+    proc, url, _ = start({}, tmp / "floor.log", "floor_app.py", cwd=app)
+    try:
+        open_overview(browser, url)
+        for _ in range(runs):
+            results.append(open_overview(browser, url))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def measure_warm(browser, url: str, args: argparse.Namespace, warm: list[tuple[float, float]],  # type: ignore[no-untyped-def]
