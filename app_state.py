@@ -327,29 +327,34 @@ def render_sidebar() -> Context:
                                  help="Empty: in-process with the active model. http://host:port: the model "
                                       "server or container. sagemaker:NAME: a SageMaker endpoint.").strip()
 
-    model = assigned = None
-    colors: dict[str, str] = {}
-    order: list[str] = []
-    model_key: tuple[Any, ...] = ()
-    if version:
-        try:
-            stamp = model_stamp(store.root, version)
-            model_key = (str(store.root), version, stamp)
-            model = _model(*model_key)
-            assigned = _assigned(data_key, model_key, dataset.customers, model)
-            from rfm.charts import segment_colors, segment_order
-
-            colors, order = segment_colors(model), segment_order(model)
-        except RfmError as exc:
-            st.error(f"Model {version}: {_one_line(exc)}", icon=":material/error:")
-            model = assigned = None
+    try:
+        ctx = build_context(dataset, data_key, store, version, endpoint)
+    except RfmError as exc:
+        st.error(f"Model {version}: {_one_line(exc)}", icon=":material/error:")
+        ctx = Context(dataset, data_key, store, version, None, None, {}, [], endpoint)
+    model = ctx.model
     with st.sidebar:
         if model is not None:
             st.caption(f"Active model **{version}** · k={model.k}"
                        + (" · promoted" if version == current else " · not promoted"))
         else:
             st.caption("No usable model: train one on the Model page.")
-    return Context(dataset, data_key, store, version, model, assigned, colors, order, endpoint, model_key)
+    return ctx
+
+
+def build_context(dataset: dd.Dataset, data_key: tuple[Any, ...], store: Any, version: str | None,
+                  endpoint: str) -> Context:
+    """The Context of a data set and model version: the (cached) model, its segments of every customer
+    and their colours. Raises RfmError for a version that cannot be loaded."""
+    if not version:
+        return Context(dataset, data_key, store, version, None, None, {}, [], endpoint)
+    from rfm.charts import segment_colors, segment_order
+
+    model_key = (str(store.root), version, model_stamp(store.root, version))
+    model = _model(*model_key)
+    assigned = _assigned(data_key, model_key, dataset.customers, model)
+    return Context(dataset, data_key, store, version, model, assigned, segment_colors(model),
+                   segment_order(model), endpoint, model_key)
 
 
 def _store() -> Any:
@@ -373,24 +378,12 @@ def warm_caches() -> None:
     A freshly started Streamlit server otherwise does all of this while its first visitor waits
     (several seconds). Called by dashboard.py's lifespan, outside any session; an exception is the
     caller's to log (the page reports a bad source or model in its own words)."""
-    from rfm import charts
-
     request = _demo_request()
     snapshot, returns = "auto", next(iter(RETURNS_LABELS))
     dataset = _load(request, snapshot, returns)
     data_key = (*request.key, snapshot, returns)
     store = _store()
-    version = default_version(store)
-    model = assigned = None
-    colors: dict[str, str] = {}
-    order: list[str] = []
-    model_key: tuple[Any, ...] = ()
-    if version:
-        model_key = (str(store.root), version, model_stamp(store.root, version))
-        model = _model(*model_key)
-        assigned = _assigned(data_key, model_key, dataset.customers, model)
-        colors, order = charts.segment_colors(model), charts.segment_order(model)
-    overview_charts(Context(dataset, data_key, store, version, model, assigned, colors, order, "", model_key))
+    overview_charts(build_context(dataset, data_key, store, default_version(store), ""))
     # The first element any run creates makes Streamlit check, once per process, whether it runs in a
     # REPL (a full inspect.stack(), ~0.15 s): outside a session this element goes nowhere.
     st.empty()
