@@ -121,7 +121,8 @@ def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2, point
                                         fontWeight="bold").encode(x="customers:Q", y="revenue:Q", text="label:N")
     hover = _hover_layer(curve, x, y, "top {x} of customers: {y} of revenue")
     return alt.layer(area, line, rule_x, rule_y, label, *hover).properties(
-        title=alt.Title("Pareto curve", anchor="start", fontSize=16), height=340)
+        title=alt.Title("Pareto curve", anchor="start", fontSize=16,
+                        subtitle=f"red: the top {top:.0%} of customers and their share of revenue"), height=340)
 
 
 def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> alt.LayerChart:
