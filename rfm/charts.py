@@ -224,7 +224,7 @@ def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
     data = grid.copy()
     data["R"] = "R" + data["r_score"].astype(str)
     data["F"] = "F" + data["f_score"].astype(str)
-    # Names wrap at spaces inside their cell; the customer count goes on its own line.
+    # Names wrap into lines of at most 10 characters inside their cell; the customer count gets its own line.
     data["label"] = ["\n".join(textwrap.wrap(name, width=10)) for name in data["segment"]]
     if "customers" in data.columns:
         data["label"] = data["label"] + "\n(" + data["customers"].map("{:,}".format) + ")"

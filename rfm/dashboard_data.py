@@ -380,11 +380,9 @@ def customer_position(model: Any, recency: float, frequency: float, monetary: fl
     """Where one customer sits against every centroid: the centroid values and the distance in the
     model's own space (log1p, standardised), nearest first. The nearest is the customer's cluster."""
     point = model.standardise([recency, frequency, monetary])
-    rows = []
-    for cluster in model.clusters:
-        z = model.standardise([cluster.centroid[f] for f in ("recency", "frequency", "monetary")])
-        rows.append({"cluster": cluster.id, "segment": cluster.name, **cluster.centroid,
-                     "distance": float(np.sqrt(((point - z) ** 2).sum()))})
+    centers = model.predictor.centers  # row i: cluster i, already in that space
+    rows = [{"cluster": c.id, "segment": c.name, **c.centroid,
+             "distance": float(np.sqrt(((point - centers[c.id]) ** 2).sum()))} for c in model.clusters]
     return pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)
 
 
