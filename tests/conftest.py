@@ -6,10 +6,16 @@ import os
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import free_port
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rfm.table import RfmResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RFM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -49,6 +55,22 @@ def demo_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "demo.parquet"
     write_demo(path, rows=60_000, seed=11)
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_table(demo_parquet: Path) -> pd.DataFrame:
+    """The demo log's RFM table, computed once for the run: tests read it and never change it."""
+    from rfm.table import compute_rfm
+
+    return compute_rfm([demo_parquet]).table
+
+
+@pytest.fixture(scope="session")
+def retail(online_retail_parquet: Path) -> RfmResult:
+    """The real Online Retail log's RFM result, computed once for the run (read-only, as above)."""
+    from rfm.table import compute_rfm
+
+    return compute_rfm([online_retail_parquet])
 
 
 @pytest.fixture(scope="session")

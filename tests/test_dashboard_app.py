@@ -44,11 +44,6 @@ def app(models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch,
     return at
 
 
-@pytest.fixture(scope="module")
-def demo_customers(demo_parquet: Path) -> pd.DataFrame:
-    return compute_rfm([demo_parquet]).table
-
-
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -74,21 +69,21 @@ def _metric(at: AppTest, label: str) -> str:
 
 
 def test_every_page_renders_and_shows_data_and_model(app: AppTest, models: ModelStore,
-                                                     demo_customers: pd.DataFrame) -> None:
+                                                     demo_table: pd.DataFrame) -> None:
     _ok(app)
     version = models.current_version()
     for page in PAGES:
         _goto(app, page)
         header = app.caption[0].value
-        assert f"{len(demo_customers):,} customers" in header
+        assert f"{len(demo_table):,} customers" in header
         assert str(version) in header, f"{page} does not show the active model version"
         assert app.title[0].value == Path(page).stem.removesuffix("_page").capitalize()
 
 
-def test_overview_kpis_match_the_rfm_table(app: AppTest, demo_customers: pd.DataFrame) -> None:
-    assert _metric(app, "Customers") == f"{len(demo_customers):,}"
-    assert _metric(app, "Revenue (net)") == f"{demo_customers['monetary'].sum():,.0f}"
-    assert _metric(app, "Orders") == f"{demo_customers['frequency'].sum():,}"
+def test_overview_kpis_match_the_rfm_table(app: AppTest, demo_table: pd.DataFrame) -> None:
+    assert _metric(app, "Customers") == f"{len(demo_table):,}"
+    assert _metric(app, "Revenue (net)") == f"{demo_table['monetary'].sum():,.0f}"
+    assert _metric(app, "Orders") == f"{demo_table['frequency'].sum():,}"
     assert _metric(app, "Snapshot date").startswith("2011-")
     assert _metric(app, "Period").endswith("months")
 
@@ -146,9 +141,9 @@ def test_renaming_to_a_taken_name_is_one_error_and_changes_nothing(app: AppTest,
     assert [c.name for c in models.load(version).clusters] == names
 
 
-def test_export_filters_rows(app: AppTest, models: ModelStore, demo_customers: pd.DataFrame) -> None:
+def test_export_filters_rows(app: AppTest, models: ModelStore, demo_table: pd.DataFrame) -> None:
     model = models.load()
-    assigned = model.assign(demo_customers)
+    assigned = model.assign(demo_table)
     _goto(app, "pages/export_page.py")
     target = model.segment_name(3)
     app.multiselect(key="export_segments").set_value([target]).run()
@@ -168,7 +163,7 @@ def test_export_filters_rows(app: AppTest, models: ModelStore, demo_customers: p
 
 
 def test_score_page_scores_the_example_customer_and_an_existing_one(app: AppTest, models: ModelStore,
-                                                                    demo_customers: pd.DataFrame) -> None:
+                                                                    demo_table: pd.DataFrame) -> None:
     model = models.load()
     _goto(app, "pages/score_page.py")
     assert app.number_input(key="score_recency").value == 15
@@ -184,7 +179,7 @@ def test_score_page_scores_the_example_customer_and_an_existing_one(app: AppTest
     distances = _table(app, "segment", "distance")
     assert distances.iloc[0]["segment"] == expected  # nearest centroid = the scored segment
 
-    customer = demo_customers.sort_values("monetary").iloc[-1]
+    customer = demo_table.sort_values("monetary").iloc[-1]
     app.radio(key="score_mode").set_value("Pick an existing customer").run()
     app.text_input(key="score_customer").input(str(customer["customer_id"])).run()
     _ok(app)
@@ -205,7 +200,7 @@ def test_unreachable_scoring_endpoint_is_one_error(app: AppTest) -> None:
 
 
 def test_bad_local_file_is_one_error_and_previous_data_stays(app: AppTest, tmp_path: Path,
-                                                             demo_customers: pd.DataFrame) -> None:
+                                                             demo_table: pd.DataFrame) -> None:
     bad = tmp_path / "broken.parquet"
     bad.write_text("InvoiceNo,CustomerID\n1,2\n")
     app.sidebar.radio(key="source_kind").set_value("Local path").run()
@@ -214,7 +209,7 @@ def test_bad_local_file_is_one_error_and_previous_data_stays(app: AppTest, tmp_p
     assert len(app.error) == 1
     assert "broken.parquet" in app.error[0].value and "Parquet" in app.error[0].value
     assert "demo data" in app.error[0].value  # says what is shown instead
-    assert _metric(app, "Customers") == f"{len(demo_customers):,}"  # the previous data is still usable
+    assert _metric(app, "Customers") == f"{len(demo_table):,}"  # the previous data is still usable
 
     app.sidebar.text_input(key="local_path").input(str(tmp_path / "missing.csv")).run()
     assert not app.exception

@@ -12,19 +12,13 @@ from rfm import charts
 from rfm import dashboard_data as dd
 from rfm.errors import ModelError
 from rfm.model import ModelStore, revenue_concentration, train_model
-from rfm.table import compute_rfm
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def table(demo_parquet: Path) -> pd.DataFrame:
-    return compute_rfm([demo_parquet]).table
-
-
-@pytest.fixture(scope="module")
-def model(table: pd.DataFrame):  # type: ignore[no-untyped-def]
-    return train_model(table, 4)
+def model(demo_table: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return train_model(demo_table, 4)
 
 
 def test_rfm_never_imports_streamlit() -> None:
@@ -32,11 +26,11 @@ def test_rfm_never_imports_streamlit() -> None:
         assert "import streamlit" not in path.read_text(), path
 
 
-def test_load_files_adds_country_and_date_range(demo_parquet: Path, table: pd.DataFrame) -> None:
+def test_load_files_adds_country_and_date_range(demo_parquet: Path, demo_table: pd.DataFrame) -> None:
     from rfm.table import RfmOptions
 
     dataset = dd.load_files([str(demo_parquet)], None, RfmOptions())
-    pd.testing.assert_frame_equal(dataset.customers.drop(columns="country"), table)
+    pd.testing.assert_frame_equal(dataset.customers.drop(columns="country"), demo_table)
     raw = pd.read_parquet(demo_parquet)
     known = raw.dropna(subset=["CustomerID"])
     one = known.groupby("CustomerID")["Country"].agg(lambda s: s.mode().iloc[0])
@@ -49,19 +43,19 @@ def test_load_files_adds_country_and_date_range(demo_parquet: Path, table: pd.Da
     assert dataset.first_date >= pd.Timestamp(raw["InvoiceDate"].min()).date()
 
 
-def test_heatmap_data_matches_pandas(table: pd.DataFrame) -> None:
-    mean, count = dd.rf_heatmap_data(table)
+def test_heatmap_data_matches_pandas(demo_table: pd.DataFrame) -> None:
+    mean, count = dd.rf_heatmap_data(demo_table)
     for r in range(1, 6):
         for f in range(1, 6):
-            cell = table[(table["r_score"] == r) & (table["f_score"] == f)]
+            cell = demo_table[(demo_table["r_score"] == r) & (demo_table["f_score"] == f)]
             assert count.loc[r, f] == len(cell)
             if len(cell):
                 assert mean.loc[r, f] == pytest.approx(cell["monetary"].mean())
-    assert count.to_numpy().sum() == len(table)
+    assert count.to_numpy().sum() == len(demo_table)
 
 
-def test_filter_and_export(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
-    assigned = model.assign(table)
+def test_filter_and_export(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    assigned = model.assign(demo_table)
     name = model.segment_name(2)
     rows = dd.export_frame(dd.filter_customers(assigned, [name], min_monetary=100))
     expected = assigned[(assigned["segment"] == name) & (assigned["monetary"] >= 100)]
@@ -107,9 +101,9 @@ def test_colors_follow_cluster_ids_through_renames(model) -> None:  # type: igno
     assert charts.segment_order(renamed)[1] == "Regulars"
 
 
-def test_pareto_marks_the_top20_share(table: pd.DataFrame) -> None:
-    chart = charts.pareto_chart(table["monetary"].to_numpy())
-    share = revenue_concentration(table["monetary"]).top_shares[0.2]
+def test_pareto_marks_the_top20_share(demo_table: pd.DataFrame) -> None:
+    chart = charts.pareto_chart(demo_table["monetary"].to_numpy())
+    share = revenue_concentration(demo_table["monetary"]).top_shares[0.2]
     marker = next(layer.data for layer in chart.layer
                   if isinstance(layer.data, pd.DataFrame) and "label" in layer.data.columns)
     assert marker["customers"].tolist() == [0.2]
@@ -118,8 +112,8 @@ def test_pareto_marks_the_top20_share(table: pd.DataFrame) -> None:
     chart.to_dict()  # a valid Vega-Lite spec (altair validates against the schema)
 
 
-def test_segment_share_chart_has_both_shares_per_segment(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
-    summary = dd.segment_summary(model.assign(table), model)
+def test_segment_share_chart_has_both_shares_per_segment(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    summary = dd.segment_summary(model.assign(demo_table), model)
     chart = charts.segment_share_chart(summary, charts.segment_colors(model))
     data = chart.data  # the layers share one data set
     assert len(data) == 2 * len(summary)
@@ -132,8 +126,8 @@ def test_segment_share_chart_has_both_shares_per_segment(table: pd.DataFrame, mo
     assert color["range"] == [charts.segment_colors(model)[n] for n in color["domain"]]
 
 
-def test_customer_position_nearest_is_the_predicted_cluster(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
-    for row in table.sample(40, random_state=1).itertuples():
+def test_customer_position_nearest_is_the_predicted_cluster(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    for row in demo_table.sample(40, random_state=1).itertuples():
         if row.monetary <= 0:
             continue
         position = dd.customer_position(model, row.recency, row.frequency, row.monetary)
@@ -171,8 +165,8 @@ def test_period_label_reads_in_days_then_months() -> None:
     assert dd.period_label(date(2010, 12, 1), date(2011, 12, 9)) == "12 months"
 
 
-def test_heatmap_chart_labels_every_cell(table: pd.DataFrame) -> None:
-    mean, counts = dd.rf_heatmap_data(table)
+def test_heatmap_chart_labels_every_cell(demo_table: pd.DataFrame) -> None:
+    mean, counts = dd.rf_heatmap_data(demo_table)
     spec = charts.vega_lite_spec(charts.rf_heatmap(mean, counts))
     cells = next(iter(spec["datasets"].values()))
     assert len(cells) == 25
@@ -182,8 +176,8 @@ def test_heatmap_chart_labels_every_cell(table: pd.DataFrame) -> None:
     assert r5f5["label"].startswith(f"{counts.loc[5, 5]:,} cust.")
 
 
-def test_scatter_samples_large_tables_and_keeps_segment_colours(table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
-    assigned = model.assign(table)
+def test_scatter_samples_large_tables_and_keeps_segment_colours(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    assigned = model.assign(demo_table)
     colors, order = charts.segment_colors(model), charts.segment_order(model)
     small = charts.customer_scatter(assigned, colors, order, max_points=100)
     assert len(small.data) == 100 and "seeded sample of 100" in small.to_dict()["title"]["text"]

@@ -26,14 +26,9 @@ from rfm.model import (
     sweep,
     train_model,
 )
-from rfm.table import RfmResult, compute_rfm
+from rfm.table import RfmResult
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def retail(online_retail_parquet: Path) -> RfmResult:
-    return compute_rfm([online_retail_parquet])
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import pytest
 
 from rfm.cli import main
 from rfm.model import FOUR_NAMES, ModelStore
-from rfm.table import compute_rfm
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -67,7 +66,8 @@ def test_list_label_promote(capsys: pytest.CaptureFixture[str], trained: tuple[P
 
 
 def test_export_one_row_a_customer(
-    capsys: pytest.CaptureFixture[str], demo_parquet: Path, trained: tuple[Path, str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], demo_parquet: Path, demo_table: pd.DataFrame, trained: tuple[Path, str],
+    tmp_path: Path,
 ) -> None:
     models, version = trained
     out_csv = tmp_path / "segments.csv"
@@ -75,11 +75,10 @@ def test_export_one_row_a_customer(
                      "--out", str(out_csv))
     assert code == 0
     exported = pd.read_csv(out_csv, dtype={"customer_id": str})
-    table = compute_rfm([demo_parquet]).table
-    assert len(exported) == len(table) and exported["customer_id"].is_unique
+    assert len(exported) == len(demo_table) and exported["customer_id"].is_unique
     model = ModelStore(models).load(version)
-    assert (exported["cluster"].to_numpy() == model.predict(table)).all()
-    assert list(exported["segment"]) == model.predict_names(table)
+    assert (exported["cluster"].to_numpy() == model.predict(demo_table)).all()
+    assert list(exported["segment"]) == model.predict_names(demo_table)
     champions = tmp_path / "champions.csv"
     code, _, _ = run(capsys, "export", "--data", str(demo_parquet), "--models-dir", str(models),
                      "--model", version, "--segment", "CHAMPIONS", "--out", str(champions))

@@ -21,19 +21,9 @@ from rfm.errors import ModelError
 from rfm.model import FEATURES, NOT_SEGMENTED, ModelStore, SegmentModel, load_model_dir, sha256_file, train_model
 from rfm.model import store as store_module
 from rfm.model.predictor import Predictor
-from rfm.table import compute_rfm
+from rfm.table import RfmResult
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def demo_table(demo_parquet: Path) -> pd.DataFrame:
-    return compute_rfm([demo_parquet]).table
-
-
-@pytest.fixture(scope="module")
-def retail_table(online_retail_parquet: Path) -> pd.DataFrame:
-    return compute_rfm([online_retail_parquet]).table
 
 
 @pytest.fixture()
@@ -102,15 +92,15 @@ def test_shipped_model_has_a_block_matching_its_pipeline(unpickles: list[Path]) 
 
 @pytest.mark.realdata
 def test_lazy_models_predict_like_their_pipelines_on_real_data(
-    store: ModelStore, retail_table: pd.DataFrame, unpickles: list[Path]
+    store: ModelStore, retail: RfmResult, unpickles: list[Path]
 ) -> None:
-    trained = train_model(retail_table, 4)
+    trained = train_model(retail.table, 4)
     loaded = store.load(store.save(trained))
     shipped = ModelStore(REPO / "models").load()
     assert unpickles == []
-    assert (loaded.predict(retail_table) == trained.predict(retail_table)).all()
+    assert (loaded.predict(retail.table) == trained.predict(retail.table)).all()
     for model in (loaded, shipped):
-        assert_predicts_like_its_pipeline(model, retail_table)
+        assert_predicts_like_its_pipeline(model, retail.table)
     assert len(unpickles) == 2
 
 
