@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
 
-from rfm.errors import DataError
+from rfm.errors import DataError, short_repr
 
 FIELDS: tuple[str, str, str] = ("recency", "frequency", "monetary")
 NON_NEGATIVE: frozenset[str] = frozenset({"recency", "frequency"})
@@ -92,19 +92,14 @@ def describe_validation_error(exc: ValidationError, *, index_offset: int = 0, si
     elif kind == "extra_forbidden":
         what = f"unexpected field {field!r} (a record has only {', '.join(FIELDS)})"
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        what = f"expected an object with {', '.join(FIELDS)}, got {_short(err.get('input'))}"
+        what = f"expected an object with {', '.join(FIELDS)}, got {short_repr(err.get('input'), 40)}"
     elif kind == "list_type":
-        what = f"field {field!r} must be a list of records, got {_short(err.get('input'))}"
+        what = f"field {field!r} must be a list of records, got {short_repr(err.get('input'), 40)}"
     else:
         message = str(err["msg"]).removeprefix("Value error, ")
         what = f"field {field!r} {message}" if field else message
     more = len(exc.errors()) - 1
     return prefix + what + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def validate_record(data: Any, *, index: int = 0) -> CustomerRecord:

@@ -7,7 +7,7 @@ nor imports scikit-learn (about 1.4 s, most of a cold start). Python's json writ
 shortest round-trip repr, so the arrays read back are bit-for-bit those of the pipeline; when the
 pipeline is unpickled after all, it is checked to hold exactly these arrays.
 
-This module imports numpy only.
+This module imports numpy (and rfm.errors) only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from rfm.errors import short_repr
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -96,18 +98,13 @@ class Predictor:
 def _vector(value: Any, name: str) -> list[float]:
     """A list of N_FEATURES finite JSON numbers (not booleans, not strings)."""
     if not isinstance(value, list) or len(value) != N_FEATURES:
-        raise ValueError(f"{name} must be a list of {N_FEATURES} numbers, got {_short(value)}")
+        raise ValueError(f"{name} must be a list of {N_FEATURES} numbers, got {short_repr(value)}")
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{name} must hold numbers, got {_short(value)}")
+        raise ValueError(f"{name} must hold numbers, got {short_repr(value)}")
     try:
         floats = [float(v) for v in value]
     except OverflowError:  # an integer beyond float range
         floats = [math.inf]
     if not all(math.isfinite(v) for v in floats):
-        raise ValueError(f"{name} must hold finite numbers, got {_short(value)}")
+        raise ValueError(f"{name} must hold finite numbers, got {short_repr(value)}")
     return floats
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
