@@ -22,7 +22,7 @@ import streamlit as st
 
 from rfm import dashboard_data as dd
 from rfm.columns import CANONICAL_COLUMNS
-from rfm.errors import RfmError
+from rfm.errors import RfmError, first_line
 from rfm.secrets import load_secrets, secrets_path
 from rfm.sources import SourceOptions, expand_paths
 from rfm.table import RfmOptions
@@ -187,8 +187,8 @@ def _load(request: _Request, snapshot: str, returns: str) -> dd.Dataset:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else type(exc).__name__
+    """Our own errors as they are; anything else with its type, which may be all it says."""
+    message = first_line(exc)
     return message if isinstance(exc, RfmError) else f"{type(exc).__name__}: {message}"
 
 

@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
-from rfm.errors import RfmError
+from rfm.errors import RfmError, first_line
 
 SOURCE_DIALECT = "duckdb"
 ENGINES: tuple[str, ...] = ("duckdb", "athena")
@@ -170,8 +170,7 @@ def _parse(sql: str, dialect: str) -> exp.Expression:
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except SqlglotError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DialectError(f"cannot parse the query as {dialect} SQL: {first}") from exc
+        raise DialectError(f"cannot parse the query as {dialect} SQL: {first_line(exc)}") from exc
     if tree is None:
         raise DialectError(f"empty {dialect} statement")
     return tree

@@ -28,3 +28,9 @@ def short_repr(value: Any, limit: int = 80) -> str:
     """repr(value) cut to `limit` characters, for quoting a bad value inside a one-line message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (a library's own errors can run to many), or its type."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

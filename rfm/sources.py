@@ -31,7 +31,7 @@ from rfm import columns as C
 from rfm.columns import ColumnMapping, resolve_mapping
 from rfm.engine import connect, quote_literal
 from rfm.engine import quote_identifier as q
-from rfm.errors import DataError
+from rfm.errors import DataError, first_line
 
 if TYPE_CHECKING:  # pandas is needed for Excel only
     import pandas as pd
@@ -246,7 +246,7 @@ def _register_raw(
             con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM {q(name + '_df')}")
         con.execute(f"SELECT * FROM {q(name)} LIMIT 0")
     except duckdb.Error as exc:
-        raise DataError(f"{files[0]}: cannot be read as {fmt.upper()}: {_first_line(exc)}") from exc
+        raise DataError(f"{files[0]}: cannot be read as {fmt.upper()}: {first_line(exc)}") from exc
 
 
 def _read_excel(files: list[str], sheet: str | None) -> pd.DataFrame:
@@ -258,9 +258,9 @@ def _read_excel(files: list[str], sheet: str | None) -> pd.DataFrame:
         try:
             sheets = pd.read_excel(file, sheet_name=sheet if sheet else None, engine="calamine")
         except ValueError as exc:
-            raise DataError(f"{file}: {_first_line(exc)}") from exc
+            raise DataError(f"{file}: {first_line(exc)}") from exc
         except Exception as exc:  # calamine raises its own error types for broken workbooks
-            raise DataError(f"{file}: cannot be read as Excel: {_first_line(exc)}") from exc
+            raise DataError(f"{file}: cannot be read as Excel: {first_line(exc)}") from exc
         if isinstance(sheets, pd.DataFrame):
             sheets = {sheet or "": sheets}
         usable = [frame for frame in sheets.values() if _has_customer_column(frame.columns)]
@@ -540,11 +540,6 @@ def _describe(kind: str) -> str:
         "binary": "binary data",
         "csv": "text (CSV?)",
     }[kind]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def read_head(path: str, rows: int = 5) -> pd.DataFrame:
