@@ -31,7 +31,7 @@ $(DEMO): | $(VENV)/.installed
 demo-data: $(DEMO)
 
 run: $(VENV)/.installed $(DEMO)
-	$(BIN)/streamlit run dashboard.py --server.port $(PORT)
+	$(BIN)/rfm dashboard --server.port $(PORT)
 
 serve: $(VENV)/.installed
 	$(BIN)/rfm serve --model-dir models/$$(cat models/CURRENT)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_state
+from rfm.dashboard import state as app_state
 
 st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
 

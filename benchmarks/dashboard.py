@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "online_retail" / "online_retail.parquet"
 CHROMIUM = "/usr/bin/chromium"
-PRODUCT_ENTRY, PLAIN_ENTRY = "dashboard.py", "streamlit_app.py"
+PRODUCT_ENTRY, PLAIN_ENTRY = "rfm/dashboard/launcher.py", "streamlit_app.py"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 # What "drawn" means per page: a CSS selector and how many must exist.

@@ -2,9 +2,9 @@
 
     python benchmarks/scale.py ROWS [ROWS ...] [--memory-limit 3GB] [--delete]
 
-e.g. `python benchmarks/scale.py 10000000 100000000`. For each size a demo log (rfm.demo, written in
+e.g. `python benchmarks/scale.py 10000000 100000000`. For each size a demo log (rfm.data.demo, written in
 chunks, so generating it needs little memory) is written once to bench-data/demo-ROWS.parquet
-(git-ignored) and reused. The RFM table is then computed by `rfm.table.compute_rfm` in a child
+(git-ignored) and reused. The RFM table is then computed by `rfm.data.table.compute_rfm` in a child
 process, so that the peak memory reported is that run's alone (max RSS from wait4); DuckDB's memory
 limit is set with RFM_DUCKDB_MEMORY_LIMIT and it spills to disk beyond it.
 Targets (issue 6): 100 million lines in under 60 s and 4 GiB, growing linearly from 10 million.
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import sys, time
-from rfm.table import compute_rfm
+from rfm.data.table import compute_rfm
 start = time.perf_counter()
 result = compute_rfm([sys.argv[1]])
 elapsed = time.perf_counter() - start
@@ -32,7 +32,7 @@ print(f"\nRFM_RESULT {elapsed:.3f} {len(result.table)} {result.snapshot}")
 # `rfm ingest` (cleaning report, de-duplication, cleaned Parquet): the one-off step for big logs.
 INGEST_CHILD = r"""
 import sys, time
-from rfm.ingest import ingest
+from rfm.data.ingest import ingest
 start = time.perf_counter()
 report = ingest([sys.argv[1]], sys.argv[2])
 elapsed = time.perf_counter() - start
@@ -44,7 +44,7 @@ def ensure_log(rows: int, folder: Path, seed: int) -> Path:
     """The demo log of `rows` lines, generated once (in chunks) and reused."""
     path = folder / f"demo-{rows}.parquet"
     if not path.exists():
-        from rfm.demo import write_demo
+        from rfm.data.demo import write_demo
 
         start = time.perf_counter()
         write_demo(path, rows=rows, seed=seed)

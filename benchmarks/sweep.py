@@ -26,8 +26,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from rfm.data.table import compute_rfm
 from rfm.model import FEATURES, sweep
-from rfm.table import compute_rfm
 
 K_RANGE = range(2, 11)
 SEED = 42

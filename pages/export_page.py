@@ -6,8 +6,8 @@ import re
 
 import streamlit as st
 
-import app_state
-from rfm import dashboard_data as dd
+from rfm.dashboard import state as app_state
+from rfm.dashboard import views as dd
 
 ctx = app_state.context()
 app_state.page_header("Export", ctx)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_state
-from rfm import dashboard_data as dd
+from rfm.dashboard import state as app_state
+from rfm.dashboard import views as dd
 
 ctx = app_state.context()
 app_state.page_header("Overview", ctx)

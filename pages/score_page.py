@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_state
-from rfm import charts
-from rfm import dashboard_data as dd
+from rfm.dashboard import charts
+from rfm.dashboard import state as app_state
+from rfm.dashboard import views as dd
 from rfm.errors import RfmError
 
 ctx = app_state.context()

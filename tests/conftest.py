@@ -15,7 +15,7 @@ from tests.helpers import free_port
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rfm.table import RfmResult
+    from rfm.data.table import RfmResult
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RFM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -50,7 +50,7 @@ def online_retail_ii_parquet() -> Path:
 @pytest.fixture(scope="session")
 def demo_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small deterministic demo log (generated, so it exists on every machine)."""
-    from rfm.demo import write_demo
+    from rfm.data.demo import write_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.parquet"
     write_demo(path, rows=60_000, seed=11)
@@ -60,7 +60,7 @@ def demo_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_table(demo_parquet: Path) -> pd.DataFrame:
     """The demo log's RFM table, computed once for the run: tests read it and never change it."""
-    from rfm.table import compute_rfm
+    from rfm.data.table import compute_rfm
 
     return compute_rfm([demo_parquet]).table
 
@@ -68,7 +68,7 @@ def demo_table(demo_parquet: Path) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def retail(online_retail_parquet: Path) -> RfmResult:
     """The real Online Retail log's RFM result, computed once for the run (read-only, as above)."""
-    from rfm.table import compute_rfm
+    from rfm.data.table import compute_rfm
 
     return compute_rfm([online_retail_parquet])
 

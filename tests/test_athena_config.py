@@ -10,10 +10,10 @@ import duckdb
 import pytest
 import sqlglot
 
-from rfm.athena import AthenaConfig, AthenaError, athena_rfm_query, load_config, validate_identifier
-from rfm.athena_ddl import CLEANED_LOG_SCHEMA, create_table_ddl, parse_years
 from rfm.cli import build_parser, main
-from rfm.s3 import S3Error, parse_s3_uri, write_partitioned
+from rfm.cloud.athena import AthenaConfig, AthenaError, athena_rfm_query, load_config, validate_identifier
+from rfm.cloud.ddl import CLEANED_LOG_SCHEMA, create_table_ddl, parse_years
+from rfm.cloud.s3 import S3Error, parse_s3_uri, write_partitioned
 
 INJECTIONS = [
     'lines"; DROP TABLE lines; --',
@@ -162,6 +162,6 @@ def test_locations_and_years_are_checked() -> None:
 
 
 def _options(snapshot: date, returns: str):  # type: ignore[no-untyped-def]
-    from rfm.table import RfmOptions
+    from rfm.data.table import RfmOptions
 
     return RfmOptions(snapshot=snapshot, returns=returns)  # type: ignore[arg-type]

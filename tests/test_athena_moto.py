@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from rfm.athena import AthenaConfig, AthenaError, athena_rfm_query, compute_rfm_athena, connect_athena
-from rfm.athena_ddl import create_database_ddl, create_table_ddl
 from rfm.cli import main
-from rfm.s3 import S3Error, ingest_to_s3
-from rfm.table import RfmOptions, compute_rfm
+from rfm.cloud.athena import AthenaConfig, AthenaError, athena_rfm_query, compute_rfm_athena, connect_athena
+from rfm.cloud.ddl import create_database_ddl, create_table_ddl
+from rfm.cloud.s3 import S3Error, ingest_to_s3
+from rfm.data.table import RfmOptions, compute_rfm
 from tests.conftest import point_aws_at_moto
 
 moto_server = pytest.importorskip("moto.server")

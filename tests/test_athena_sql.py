@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from rfm.athena import AthenaConfig, athena_rfm_query
-from rfm.dialects import (
+from rfm.cloud.athena import AthenaConfig, athena_rfm_query
+from rfm.cloud.dialects import (
     ATHENA_V3_FUNCTIONS,
     DialectError,
     check_athena_functions,
@@ -22,11 +22,11 @@ from rfm.dialects import (
     render_athena,
     to_duckdb,
 )
-from rfm.engine import connect, quote_identifier
-from rfm.ingest import ingest
-from rfm.query import rfm_sql
-from rfm.sources import load_source
-from rfm.table import RfmOptions, compute_rfm, result_from_frame
+from rfm.data.engine import connect, quote_identifier
+from rfm.data.ingest import ingest
+from rfm.data.query import rfm_sql
+from rfm.data.sources import load_source
+from rfm.data.table import RfmOptions, compute_rfm, result_from_frame
 
 OPTIONS = [
     RfmOptions(),

@@ -26,8 +26,8 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from rfm.data.table import compute_rfm
 from rfm.model import ModelStore
-from rfm.table import compute_rfm
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.browser
@@ -44,12 +44,12 @@ VEGA_DRAWN = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteCh
 
 
 def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`streamlit run dashboard.py` (what `make run` runs: the app behind its cache-warming launcher)
+    """`rfm dashboard`, i.e. `streamlit run rfm/dashboard/launcher.py` (what `make run` runs: the app behind its cache-warming launcher)
     on a free loopback port; returns once /_stcore/health is ok."""
     port = free_port()
     streamlit = Path(sys.executable).with_name("streamlit")
     proc = subprocess.Popen(
-        [str(streamlit), "run", "dashboard.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+        [str(streamlit), "run", "rfm/dashboard/launcher.py", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
         cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rfm.columns import parse_map_args, resolve_mapping
+from rfm.data.columns import parse_map_args, resolve_mapping
 from rfm.errors import DataError
 
 UCI = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]

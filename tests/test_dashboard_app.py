@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from rfm.data.table import compute_rfm
 from rfm.model import ModelStore
-from rfm.table import compute_rfm
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "streamlit_app.py")
@@ -243,7 +243,7 @@ def test_unrecognised_headers_get_a_mapping_step(app: AppTest, tmp_path: Path) -
 def test_returns_policy_and_snapshot_change_the_table(app: AppTest, demo_parquet: Path) -> None:
     from datetime import date
 
-    from rfm.table import RfmOptions
+    from rfm.data.table import RfmOptions
 
     app.sidebar.radio(key="returns").set_value("exclude").run()
     _ok(app)

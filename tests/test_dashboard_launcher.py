@@ -1,4 +1,4 @@
-"""dashboard.py, the launcher `make run` starts: its lifespan warms the caches the first visit reads
+"""rfm/dashboard/launcher.py, the launcher `make run` starts: its lifespan warms the caches the first visit reads
 and declares the app an st.navigation app before any session runs."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("RFM_DATA", "")
     monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "none.toml"))
     monkeypatch.setattr(PagesManager, "uses_pages_directory", True)  # what a fresh server with pages/ starts with
-    import app_state
-    import dashboard
+    from rfm.dashboard import launcher as dashboard
+    from rfm.dashboard import state as app_state
 
     app_state.chart_spec.clear()
     app_state._files_dataset.clear()

@@ -14,10 +14,10 @@ import pytest
 from server_process import free_port
 
 from rfm.cli import main
-from rfm.deploy import deploy_model, resource_name
 from rfm.errors import RfmError, ScoringError
 from rfm.model import ModelStore, sha256_file
-from rfm.scoring import LocalClient, SageMakerClient, make_client
+from rfm.serving.clients import LocalClient, SageMakerClient, make_client
+from rfm.serving.deploy import deploy_model, resource_name
 from tests.conftest import point_aws_at_moto
 
 REGION = "us-east-1"

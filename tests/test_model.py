@@ -14,6 +14,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from rfm.data.table import RfmResult
 from rfm.errors import DataError, ModelError
 from rfm.model import (
     FEATURES,
@@ -26,7 +27,6 @@ from rfm.model import (
     sweep,
     train_model,
 )
-from rfm.table import RfmResult
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfm import dashboard_data as dd
+from rfm.dashboard import views as dd
+from rfm.data.table import RfmResult
 from rfm.errors import ModelError
 from rfm.model import FEATURES, NOT_SEGMENTED, ModelStore, SegmentModel, load_model_dir, sha256_file, train_model
 from rfm.model import store as store_module
 from rfm.model.predictor import Predictor
-from rfm.table import RfmResult
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -264,9 +264,9 @@ def test_importing_rfm_model_and_scoring_do_not_import_sklearn() -> None:
         + NO_SKLEARN +
         "model = ModelStore('models').load()\n"
         "print(model.predict([[10, 3, 500.0]])[0], model.predict_names([[10, 3, 500.0]])[0])\n"
-        "from rfm.scoring import LocalClient, make_client\n"
+        "from rfm.serving.clients import LocalClient, make_client\n"
         "print(LocalClient().score(15, 12, 540).segment, make_client('local').score(15, 12, 540).segment)\n"
-        "from rfm import dashboard_data as dd\n"
+        "from rfm.dashboard import views as dd\n"
         "print(dd.customer_position(model, 15, 12, 540.0).iloc[0]['segment'])\n"
         + NO_SKLEARN +
         "import rfm.model.sweep, rfm.model.train\n"

@@ -5,11 +5,11 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from rfm.cleaning import cleaning_report
-from rfm.engine import connect
+from rfm.data.cleaning import cleaning_report
+from rfm.data.engine import connect
+from rfm.data.sources import SourceOptions, load_source
+from rfm.data.table import RfmOptions, compute_rfm
 from rfm.errors import DataError
-from rfm.sources import SourceOptions, load_source
-from rfm.table import RfmOptions, compute_rfm
 from tests.helpers import line, write_log
 
 

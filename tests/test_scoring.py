@@ -9,7 +9,7 @@ import pytest
 
 from rfm.errors import DataError, RfmError, ScoringError
 from rfm.model import NOT_SEGMENTED_NAME, ModelStore
-from rfm.scoring import HttpClient, LocalClient, ScoreResult, ScoringClient, make_client
+from rfm.serving.clients import HttpClient, LocalClient, ScoreResult, ScoringClient, make_client
 
 
 @pytest.fixture(scope="module")

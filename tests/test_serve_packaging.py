@@ -63,7 +63,7 @@ def test_push_image_reuses_an_existing_repository(tmp_path: Path) -> None:
 
 
 def test_cli_command_modules_import_no_heavy_library() -> None:
-    code = ("import sys, rfm.cli.serve_commands, rfm.scoring\n"
+    code = ("import sys, rfm.cli.serve_commands, rfm.serving.clients\n"
             "heavy = [m for m in ('fastapi', 'uvicorn', 'boto3', 'sklearn', 'rfm.model', 'rfm.server.app') "
             "if m in sys.modules]\n"
             "print(heavy)")

@@ -14,7 +14,7 @@ from server_process import REPO, ServerProcess, dockerfile_command, free_port, s
 
 from rfm.errors import DataError, ScoringError
 from rfm.model import load_model_dir
-from rfm.scoring import HttpClient, LocalClient, make_client
+from rfm.serving.clients import HttpClient, LocalClient, make_client
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
+from rfm.data.sources import SourceOptions
+from rfm.data.table import compute_rfm
 from rfm.errors import DataError
-from rfm.sources import SourceOptions
-from rfm.table import compute_rfm
 from tests.helpers import HEADER, line, write_log
 
 ROWS = [

@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rfm.cli.athena_commands",
     "rfm.cli.model_commands",
     "rfm.cli.serve_commands",
+    "rfm.cli.dashboard_commands",
 )
 
 
@@ -34,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "passes_unknown_args", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.streamlit_args = extra
     try:
         return int(args.func(args) or 0)
     except RfmError as exc:

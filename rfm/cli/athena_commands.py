@@ -26,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ddl(args: argparse.Namespace) -> int:
-    from rfm.athena_ddl import DEFAULT_YEARS, create_database_ddl, create_table_ddl, parse_years
+    from rfm.cloud.ddl import DEFAULT_YEARS, create_database_ddl, create_table_ddl, parse_years
 
     config = athena_config_from_args(args)
     first, last = parse_years(args.years) if args.years else DEFAULT_YEARS
     ddl = create_table_ddl(config.database, config.table, args.location, first, last)
     print(ddl + ";")
     if args.execute:
-        from rfm.athena import connect_athena, run_statement
+        from rfm.cloud.athena import connect_athena, run_statement
 
         connection = connect_athena(config)
         try:

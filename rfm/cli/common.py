@@ -7,16 +7,16 @@ import sys
 from datetime import date
 from typing import TYPE_CHECKING
 
-from rfm.columns import parse_map_args
+from rfm.data.columns import parse_map_args
+from rfm.data.query import RETURNS_POLICIES
+from rfm.data.sources import SourceOptions
+from rfm.data.table import RfmOptions, RfmResult, compute_rfm
 from rfm.errors import DataError
-from rfm.query import RETURNS_POLICIES
-from rfm.sources import SourceOptions
-from rfm.table import RfmOptions, RfmResult, compute_rfm
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rfm.athena import AthenaConfig
+    from rfm.cloud.athena import AthenaConfig
 
 SOURCES: tuple[str, ...] = ("duckdb", "athena")
 
@@ -91,7 +91,7 @@ def rfm_options(args: argparse.Namespace) -> RfmOptions:
 def athena_config_from_args(args: argparse.Namespace) -> AthenaConfig:
     """Athena settings: the flags, then RFM_ATHENA_* variables, then .streamlit/secrets.toml;
     `--map canonical=column` renames the table's columns (names checked, never pasted raw)."""
-    from rfm.athena import load_config
+    from rfm.cloud.athena import load_config
 
     overrides = {
         name: getattr(args, f"athena_{name}", None)
@@ -104,7 +104,7 @@ def athena_config_from_args(args: argparse.Namespace) -> AthenaConfig:
 def rfm_from_args(args: argparse.Namespace) -> RfmResult:
     """The RFM table for the log (or Athena table) and options given on the command line."""
     if getattr(args, "source", "duckdb") == "athena":
-        from rfm.athena import compute_rfm_athena
+        from rfm.cloud.athena import compute_rfm_athena
 
         return compute_rfm_athena(athena_config_from_args(args), rfm_options(args))
     if not args.data:
@@ -117,15 +117,15 @@ def rfm_sql_from_args(args: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
 
     For DuckDB the statement reads the canonical view the files are loaded into (`source_lines`)."""
     if getattr(args, "source", "duckdb") == "athena":
-        from rfm.athena import athena_rfm_query
+        from rfm.cloud.athena import athena_rfm_query
 
         query = athena_rfm_query(athena_config_from_args(args), rfm_options(args))
         return query.sql, query.parameters
     if not args.data:
         raise DataError("--data is required (or --source athena with --database and --table)")
-    from rfm.engine import connect, quote_identifier
-    from rfm.query import rfm_sql
-    from rfm.sources import load_source
+    from rfm.data.engine import connect, quote_identifier
+    from rfm.data.query import rfm_sql
+    from rfm.data.sources import load_source
 
     con = connect()
     try:

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     if args.to:
-        from rfm.s3 import ingest_to_s3
+        from rfm.cloud.s3 import ingest_to_s3
 
         upload = ingest_to_s3(args.src, args.to, source_options(args), replace=args.replace)
         report = upload.report
@@ -56,7 +56,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             done += (f"\nnext: rfm athena ddl --location {upload.location.uri} "
                      f"--years {upload.first_year}-{upload.last_year} --database DB --table TABLE")
     else:
-        from rfm.ingest import ingest
+        from rfm.data.ingest import ingest
 
         report = ingest(args.src, args.out, source_options(args))
         done = f"wrote {args.out}"
@@ -77,7 +77,7 @@ def cmd_table(args: argparse.Namespace) -> int:
         return 0
     if args.source == "duckdb" and args.data:
         # Straight from DuckDB to CSV: no DataFrame (nor pandas import) on the way.
-        from rfm.table import write_rfm_csv
+        from rfm.data.table import write_rfm_csv
 
         rows = write_rfm_csv(args.data, args.out, source_options(args), rfm_options(args))
         if args.out != "-":
@@ -91,7 +91,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from rfm.demo import write_demo
+    from rfm.data.demo import write_demo
 
     rows = write_demo(args.out, rows=args.rows, seed=args.seed)
     print(f"wrote {rows:,} lines to {args.out}", file=sys.stderr)

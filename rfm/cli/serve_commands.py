@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from rfm.scoring import make_client
+    from rfm.serving.clients import make_client
 
     client = make_client(args.endpoint, models_dir=args.models_dir, version=args.model, timeout=args.timeout)
     result = client.score(_number(args.recency), _number(args.frequency), _number(args.monetary))
@@ -100,7 +100,7 @@ def _number(value: float) -> int | float:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from rfm.deploy import deploy_model
+    from rfm.serving.deploy import deploy_model
 
     def progress(message: str) -> None:
         print(f"rfm deploy: {message}", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """`train_model`: fit the pipeline for one k and describe it (names, centroids, provenance).
 
-scikit-learn, joblib and rfm.table (duckdb) are imported when a model is trained, not with the
+scikit-learn, joblib and rfm.data.table (duckdb) are imported when a model is trained, not with the
 module: `import rfm.model` serves code that only loads and scores models.
 """
 
@@ -37,7 +37,7 @@ from rfm.model.sweep import (
 )
 
 if TYPE_CHECKING:
-    from rfm.table import RfmResult
+    from rfm.data.table import RfmResult
 
 METADATA_FORMAT = 1
 
@@ -56,7 +56,7 @@ def train_model(
     metadata records the snapshot date, returns policy and data fingerprint; pass a `SweepResult` to
     keep the sweep's metrics with the model. The model is not saved: see `ModelStore.save`.
     """
-    from rfm.table import RfmResult
+    from rfm.data.table import RfmResult
 
     if isinstance(rfm_table, RfmResult):
         rfm_result = rfm_result or rfm_table

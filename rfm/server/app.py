@@ -4,7 +4,7 @@
 has a model and /ping can answer 200 at once. /invocations reads the raw body itself (its format
 depends on Content-Type), so FastAPI does no per-request validation or JSON encoding on the hot
 path: codecs parse, `SegmentModel.predict` scores in numpy, orjson writes. The OpenAPI document
-still describes every content type with the typed models of rfm.records and rfm.server.schemas.
+still describes every content type with the typed models of rfm.serving.records and rfm.server.schemas.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    from rfm.records import BatchRequest
+    from rfm.serving.records import BatchRequest
 
     _, defs = models_json_schema([(m, "validation") for m in (*COMPONENTS, BatchRequest)],
                                  ref_template="#/components/schemas/{model}")

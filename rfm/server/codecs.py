@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from rfm.errors import DataError, RfmError
-from rfm.records import (
+from rfm.serving.records import (
     FIELDS,
     BatchRequest,
     CustomerRecord,

@@ -1,10 +1,10 @@
-"""Typed descriptions of the server's responses, for the OpenAPI document (requests: rfm.records)."""
+"""Typed descriptions of the server's responses, for the OpenAPI document (requests: rfm.serving.records)."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from rfm.records import CustomerRecord
+from rfm.serving.records import CustomerRecord
 
 
 class ScoreResponse(BaseModel):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from rfm.segments import segment_case_sql
+from rfm.data.segments import segment_case_sql
 
 ReturnsPolicy = Literal["net", "exclude"]
 RETURNS_POLICIES: tuple[str, ...] = ("net", "exclude")
@@ -92,7 +92,7 @@ def rfm_sql(
 ) -> str:
     """One statement: per customer recency, frequency, monetary, 1-5 scores and R x F segment.
 
-    `source` is a relation with the canonical columns (see rfm.sources); when `cleaned` is true it is
+    `source` is a relation with the canonical columns (see rfm.data.sources); when `cleaned` is true it is
     a log already cleaned by `rfm ingest` (purchases and returns only) and the rules are not re-run.
     Lines on or after the snapshot date are left out. Also returns `snapshot_date` on every row.
     """

@@ -28,12 +28,12 @@ from typing import Any
 
 import pandas as pd
 
-from rfm.dialects import RenderedQuery, render_athena
+from rfm.cloud.dialects import RenderedQuery, render_athena
+from rfm.data.query import rfm_sql
+from rfm.data.table import RfmOptions, RfmResult, result_from_frame
 from rfm.errors import RfmError
-from rfm.query import rfm_sql
 from rfm.secrets import load_secrets
 from rfm.secrets import secrets_path as default_secrets_path
-from rfm.table import RfmOptions, RfmResult, result_from_frame
 
 # Letters, digits and underscores, not starting with a digit: what Glue/Athena names can be anyway.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rfm import columns as C
-from rfm.engine import connect, quote_identifier
+from rfm.data import columns as C
+from rfm.data.engine import connect, quote_identifier
+from rfm.data.query import RFM_COLUMNS, cleaned_lines_sql
+from rfm.data.segments import SEGMENT_DESCRIPTIONS, rf_grid
+from rfm.data.sources import SourceOptions, expand_paths, fingerprint, load_source, read_head
+from rfm.data.table import RfmOptions, RfmResult, rfm_from_view
 from rfm.errors import DataError, RfmError
-from rfm.query import RFM_COLUMNS, cleaned_lines_sql
-from rfm.segments import SEGMENT_DESCRIPTIONS, rf_grid
-from rfm.sources import SourceOptions, expand_paths, fingerprint, load_source, read_head
-from rfm.table import RfmOptions, RfmResult, rfm_from_view
 
 # The seed's example customer (README, model server docs): scored on the Score page by default.
 EXAMPLE_CUSTOMER: dict[str, float] = {"recency": 15, "frequency": 12, "monetary": 540.0}
@@ -72,7 +72,7 @@ class Dataset:
 
 def ensure_demo(path: str | os.PathLike[str], rows: int = DEMO_ROWS, seed: int = DEMO_SEED) -> Path:
     """The demo log at `path`, generated on first use (a fresh clone has no retailer data)."""
-    from rfm.demo import write_demo
+    from rfm.data.demo import write_demo
 
     out = Path(path)
     if not out.is_file():
@@ -117,7 +117,7 @@ def load_files(paths: Sequence[str], source_options: SourceOptions | None, optio
 
 def load_athena(config: Any, options: RfmOptions) -> Dataset:
     """The RFM table computed by Athena (only the per-customer table comes back: no country)."""
-    from rfm.athena import compute_rfm_athena
+    from rfm.cloud.athena import compute_rfm_athena
 
     result = compute_rfm_athena(config, options)
     return Dataset(customers=result.table, snapshot=result.snapshot, options=options,

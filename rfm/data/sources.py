@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from rfm import columns as C
-from rfm.columns import ColumnMapping, resolve_mapping
-from rfm.engine import connect, quote_literal
-from rfm.engine import quote_identifier as q
+from rfm.data import columns as C
+from rfm.data.columns import ColumnMapping, resolve_mapping
+from rfm.data.engine import connect, quote_literal
+from rfm.data.engine import quote_identifier as q
 from rfm.errors import DataError, first_line
 
 if TYPE_CHECKING:  # pandas is needed for Excel only

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from rfm.engine import connect, quote_identifier, quote_literal
+from rfm.data.engine import connect, quote_identifier, quote_literal
+from rfm.data.query import RFM_COLUMNS, ReturnsPolicy, rfm_sql
+from rfm.data.sources import LoadedSource, SourceOptions, load_source
 from rfm.errors import DataError
-from rfm.query import RFM_COLUMNS, ReturnsPolicy, rfm_sql
-from rfm.sources import LoadedSource, SourceOptions, load_source
 
 if TYPE_CHECKING:  # pandas is imported where a DataFrame is made: `rfm table` writes CSV without it
     import pandas as pd

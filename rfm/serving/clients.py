@@ -6,7 +6,7 @@
 
 `make_client(endpoint)` picks one from a string (None/"local", "http(s)://...", "sagemaker:NAME"),
 so a command-line flag or a setting is all a caller needs. Every backend validates input with the
-same rules as the server (`rfm.records`) and returns the same `ScoreResult`, whose `as_dict()` is the
+same rules as the server (`rfm.serving.records`) and returns the same `ScoreResult`, whose `as_dict()` is the
 published response format. Failures are `RfmError`s with one clear line: `DataError` for bad input,
 `ModelError` for a missing or tampered model, `ScoringError` for an unreachable or failing backend.
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rfm.errors import RfmError, ScoringError
-from rfm.records import FIELDS, CustomerRecord, records_from_mappings, validate_record
+from rfm.serving.records import FIELDS, CustomerRecord, records_from_mappings, validate_record
 
 if TYPE_CHECKING:
     from rfm.model import SegmentModel

@@ -20,7 +20,7 @@ from typing import Any
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def declare_navigation_app() -> None:
@@ -51,7 +51,7 @@ async def warm_start(_app: Any) -> AsyncIterator[None]:
     level = context_log.level
     context_log.setLevel(logging.ERROR)
     try:
-        import app_state
+        from rfm.dashboard import state as app_state
 
         await asyncio.to_thread(app_state.warm_caches)
         print(f"  Caches warm in {time.perf_counter() - started:.1f} s.", flush=True)
@@ -62,7 +62,7 @@ async def warm_start(_app: Any) -> AsyncIterator[None]:
     yield
 
 
-app = st.App("streamlit_app.py", lifespan=warm_start)
+app = st.App(str(ROOT / "streamlit_app.py"), lifespan=warm_start)
 
 if __name__ == "__main__":
     app.run()

@@ -2,7 +2,7 @@
 
 Why a module of its own: `streamlit_app.py` renders the sidebar once per run (so its widgets keep
 their state across page switches) and hands a `Context` to the page; pages stay thin and call the
-pure functions of `rfm.dashboard_data` and `rfm.charts`. Everything that costs time is cached:
+pure functions of `rfm.dashboard.views` and `rfm.dashboard.charts`. Everything that costs time is cached:
 `st.cache_data` keyed on the source fingerprint and the RFM parameters, models with
 `st.cache_resource` keyed on version and metadata mtime (a rename invalidates it), so switching
 pages recomputes nothing. A failing source never raises: one `st.error` and the last good data.
@@ -20,14 +20,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from rfm import dashboard_data as dd
-from rfm.columns import CANONICAL_COLUMNS
+from rfm.dashboard import views as dd
+from rfm.data.columns import CANONICAL_COLUMNS
+from rfm.data.sources import SourceOptions, expand_paths
+from rfm.data.table import RfmOptions
 from rfm.errors import RfmError, first_line
 from rfm.secrets import load_secrets, secrets_path
-from rfm.sources import SourceOptions, expand_paths
-from rfm.table import RfmOptions
 
-REPO = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCE_KINDS: tuple[str, ...] = ("Demo data", "Upload a file", "Local path", "Athena")
 RETURNS_LABELS: dict[str, str] = {"net": "Net of returns", "exclude": "Ignore returns"}
 NO_COLUMN = "(none)"
@@ -74,7 +74,7 @@ def _files_dataset(paths: tuple[str, ...], mapping: tuple[tuple[str, str], ...],
 
 @st.cache_data(show_spinner="Running the RFM query in Athena…", max_entries=4, ttl=3600)
 def _athena_dataset(settings: tuple[tuple[str, Any], ...], snapshot: str, returns: str) -> dd.Dataset:
-    from rfm.athena import load_config
+    from rfm.cloud.athena import load_config
 
     options = RfmOptions(snapshot=date.fromisoformat(snapshot) if snapshot != "auto" else None, returns=returns)
     return dd.load_athena(load_config(dict(settings)), options)
@@ -119,7 +119,7 @@ def concentration_for(data_key: tuple[Any, ...], _monetary: pd.Series) -> Any:
 def chart_spec(name: str, key: tuple[Any, ...], _build: Callable[[], Any]) -> dict[str, Any]:
     """The Vega-Lite dict of an Altair chart, built once per (name, key): the key must cover everything
     the chart shows (data key, model key, ...); `_build` makes the chart on a miss."""
-    from rfm.charts import vega_lite_spec
+    from rfm.dashboard.charts import vega_lite_spec
 
     return vega_lite_spec(_build())
 
@@ -133,7 +133,7 @@ def figure(name: str, key: tuple[Any, ...], _build: Callable[[], Any]) -> Any:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _scoring_client(endpoint: str, root: str, version: str, stamp: int) -> Any:
-    from rfm.scoring import make_client
+    from rfm.serving.clients import make_client
 
     return make_client(endpoint or None, models_dir=root, version=version)
 
@@ -244,7 +244,7 @@ def _mapping_form(path: str, check: dd.MappingCheck, label: str) -> None:
 def _athena_request() -> _Request | None:
     """Athena settings (defaults from RFM_ATHENA_* / secrets.toml); the query runs on the button."""
     try:
-        from rfm.athena import load_config
+        from rfm.cloud.athena import load_config
 
         defaults = load_config().__dict__
     except Exception:  # no configuration yet: empty fields
@@ -348,7 +348,7 @@ def build_context(dataset: dd.Dataset, data_key: tuple[Any, ...], store: Any, ve
     and their colours. Raises RfmError for a version that cannot be loaded."""
     if not version:
         return Context(dataset, data_key, store, version, None, None, {}, [], endpoint)
-    from rfm.charts import segment_colors, segment_order
+    from rfm.dashboard.charts import segment_colors, segment_order
 
     model_key = (str(store.root), version, model_stamp(store.root, version))
     model = _model(*model_key)
@@ -423,7 +423,7 @@ def _dataset(request: _Request | None, snapshot: str, returns: str,
 def overview_charts(ctx: Context) -> dict[str, dict[str, Any]]:
     """The Overview's chart specs ("shares" only with a model, "pareto", "lorenz"), cached per data and
     model: built here so the page and `warm_caches` ask for exactly the same cache entries."""
-    from rfm import charts
+    from rfm.dashboard import charts
 
     monetary = ctx.dataset.customers["monetary"]
     concentration = concentration_for(ctx.data_key, monetary)

@@ -7,8 +7,8 @@ API calls. Column types are the Hive names of what DuckDB writes for the canonic
 
 from __future__ import annotations
 
-from rfm.athena import AthenaError, validate_identifier
-from rfm.s3 import PARTITION_COLUMNS, parse_s3_uri
+from rfm.cloud.athena import AthenaError, validate_identifier
+from rfm.cloud.s3 import PARTITION_COLUMNS, parse_s3_uri
 
 # Canonical column -> Hive type, as DuckDB writes them (VARCHAR, TIMESTAMP, DOUBLE).
 CLEANED_LOG_SCHEMA: tuple[tuple[str, str], ...] = (

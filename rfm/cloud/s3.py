@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rfm.cleaning import CleaningReport, cleaning_report
-from rfm.engine import connect, quote_literal
+from rfm.data.cleaning import CleaningReport, cleaning_report
+from rfm.data.engine import connect, quote_literal
+from rfm.data.ingest import cleaned_log_sql
+from rfm.data.query import CLEANED_COLUMNS
+from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, load_source
 from rfm.errors import RfmError
-from rfm.ingest import cleaned_log_sql
-from rfm.query import CLEANED_COLUMNS
-from rfm.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, load_source
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-/=]*")

@@ -7,8 +7,8 @@ from datetime import datetime
 
 import duckdb
 
-from rfm.engine import quote_identifier
-from rfm.query import cleaning_report_sql
+from rfm.data.engine import quote_identifier
+from rfm.data.query import cleaning_report_sql
 
 RULES: tuple[tuple[str, str], ...] = (
     ("no_customer", "no customer id"),
@@ -75,7 +75,7 @@ class CleaningReport:
 
 
 def cleaning_report(con: duckdb.DuckDBPyConnection, view: str) -> CleaningReport:
-    """Run the report query on a canonical view (see rfm.sources.load_source)."""
+    """Run the report query on a canonical view (see rfm.data.sources.load_source)."""
     cursor = con.execute(cleaning_report_sql(quote_identifier(view)))
     names = [d[0] for d in cursor.description]
     row = cursor.fetchone()

@@ -11,11 +11,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from rfm.cleaning import CleaningReport, cleaning_report
-from rfm.engine import connect, quote_identifier, quote_literal
+from rfm.data.cleaning import CleaningReport, cleaning_report
+from rfm.data.engine import connect, quote_identifier, quote_literal
+from rfm.data.query import CLEANED_COLUMNS, cleaned_lines_sql
+from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, load_source
 from rfm.errors import DataError
-from rfm.query import CLEANED_COLUMNS, cleaned_lines_sql
-from rfm.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, load_source
 
 
 def cleaned_log_sql(source: LoadedSource) -> str:
