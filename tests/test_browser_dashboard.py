@@ -44,12 +44,12 @@ VEGA_DRAWN = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteCh
 
 
 def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`rfm dashboard`, i.e. `streamlit run rfm/dashboard/launcher.py` (what `make run` runs: the app behind its cache-warming launcher)
+    """`rfm dashboard` (what `make run` runs: the app behind its cache-warming launcher)
     on a free loopback port; returns once /_stcore/health is ok."""
     port = free_port()
-    streamlit = Path(sys.executable).with_name("streamlit")
+    rfm = Path(sys.executable).with_name("rfm")
     proc = subprocess.Popen(
-        [str(streamlit), "run", "rfm/dashboard/launcher.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+        [str(rfm), "dashboard", "--server.port", str(port), "--server.address", "127.0.0.1",
          "--server.headless", "true", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
         cwd=REPO, env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
