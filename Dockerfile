@@ -26,7 +26,12 @@ WORKDIR /opt/program
 # The server's runtime dependencies only (requirements-serve.txt): no dashboard, no test tools.
 COPY requirements-serve.txt ./
 RUN pip install --no-cache-dir -r requirements-serve.txt
-COPY rfm/ ./rfm/
+# Only what serving needs: the model, the request records and scoring clients, the server, settings and
+# errors. No data engine, cloud ingest, dashboard or CLI code ships in the image.
+COPY rfm/__init__.py rfm/errors.py rfm/config.py rfm/segments.py ./rfm/
+COPY rfm/model/ ./rfm/model/
+COPY rfm/serving/ ./rfm/serving/
+COPY rfm/server/ ./rfm/server/
 COPY --from=model /opt/ml/model/ /opt/ml/model/
 EXPOSE 8080
 # Exec form: the server is PID 1 and receives SageMaker's SIGTERM. SageMaker appends `serve`.

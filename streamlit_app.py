@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rfm.dashboard import state as app_state
+from rfm.dashboard.sidebar import render_sidebar
 
 st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
 
@@ -26,5 +26,5 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-st.session_state["_ctx"] = app_state.render_sidebar()
+st.session_state["_ctx"] = render_sidebar()
 page.run()

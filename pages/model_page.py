@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rfm.dashboard import charts
+from rfm.dashboard import charts, views
 from rfm.dashboard import state as app_state
-from rfm.dashboard import views as dd
 from rfm.errors import RfmError
+from rfm.service import models, segmentation
 
 ctx = app_state.context()
 app_state.page_header("Model", ctx)
@@ -15,7 +15,7 @@ state = st.session_state
 
 # --- choosing k ----------------------------------------------------------------------------------
 try:
-    result = app_state.sweep_for(ctx.data_key, ctx.dataset.customers)
+    result = app_state.sweep_for(ctx.data_key, ctx.dataset)
 except RfmError as exc:
     result = None
     st.error(f"The k sweep cannot run on this data: {exc}")
@@ -30,11 +30,9 @@ else:
 
 # --- retrain -------------------------------------------------------------------------------------
 if st.button(f"Retrain with k={k}", type="primary", icon=":material/model_training:", key="model_retrain"):
-    from rfm.model import train_model
-
     progress = st.progress(0.05, text=f"Training k={k} on {len(ctx.dataset.customers):,} customers…")
     try:
-        candidate = train_model(ctx.dataset.rfm_result(), k, sweep_result=result)
+        candidate = models.train(ctx.dataset, k, sweep_result=result)
         progress.progress(0.8, text="Profiling the new segments…")
         state["candidate"] = {"model": candidate, "data_key": ctx.data_key}
         progress.progress(1.0, text=f"Trained k={k}: review and name the segments, then save.")
@@ -46,22 +44,20 @@ candidate_info = state.get("candidate")
 if candidate_info is not None and candidate_info["data_key"] == ctx.data_key:
     candidate = candidate_info["model"]
     st.subheader(f"New model (k={candidate.k}, not saved yet)")
-    metrics = candidate.metadata["metrics"]
-    st.caption(f"Silhouette {metrics['silhouette']:.3f} · Davies-Bouldin {metrics['davies_bouldin']:.3f} · "
-               f"smallest cluster {metrics['smallest_cluster_share']:.0%} of customers")
+    metrics = candidate.metadata.metrics
+    st.caption(f"Silhouette {metrics.silhouette:.3f} · Davies-Bouldin {metrics.davies_bouldin:.3f} · "
+               f"smallest cluster {metrics.smallest_cluster_share:.0%} of customers")
     colors = charts.segment_colors(candidate)
-    profile = dd.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
+    profile = segmentation.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
     st.altair_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
-    table = dd.naming_table(candidate)
+    table = views.naming_table(candidate)
     edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
                             key="candidate_names")
     promote = st.checkbox("Promote it (make it the model the server and `rfm score` use)", key="candidate_promote")
     if st.button("Save as a new version", icon=":material/save:", key="candidate_save"):
         try:
-            named = dd.apply_renames(candidate, dd.renames(table, edited))
-            version = ctx.store.save(named)
-            if promote:
-                ctx.store.promote(version)
+            named = candidate.renamed_many(views.renames(table, edited))
+            version = models.save(ctx.store, named, promote=promote)
             del state["candidate"]
             state["pending_version"] = version
             state["flash"] = f"Saved version {version}" + (" and promoted it." if promote else ".")
@@ -81,13 +77,13 @@ if "flash" in state:
 st.subheader("Active model")
 if ctx.model is not None and ctx.version is not None:
     st.caption(f"Version **{ctx.version}**, k={ctx.model.k}. Edit names in the table, or rename one below.")
-    table = dd.naming_table(ctx.model)
+    table = views.naming_table(ctx.model)
     edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
                             key=f"names_{ctx.version}")
-    changes = dd.renames(table, edited)
+    changes = views.renames(table, edited)
     if st.button("Save names", disabled=not changes, key="names_save"):
         try:
-            dd.save_renames(ctx.store, ctx.version, changes)
+            models.rename(ctx.store, ctx.version, dict(changes))
             state["flash"] = f"Renamed {len(changes)} segment(s) of {ctx.version}."
             st.rerun()
         except RfmError as exc:
@@ -99,7 +95,7 @@ if ctx.model is not None and ctx.version is not None:
         new_name = cols[1].text_input("New name", key="rename_name")
         if cols[2].form_submit_button("Rename"):
             try:
-                dd.save_renames(ctx.store, ctx.version, {int(cluster): new_name})
+                models.rename(ctx.store, ctx.version, {int(cluster): new_name})
                 state["flash"] = f"Renamed cluster {cluster} to {' '.join(new_name.split())!r}."
                 st.rerun()
             except RfmError as exc:
@@ -107,7 +103,7 @@ if ctx.model is not None and ctx.version is not None:
     if ctx.version != ctx.store.current_version():
         if st.button(f"Promote {ctx.version}", icon=":material/publish:", key="model_promote"):
             try:
-                ctx.store.promote(ctx.version)
+                models.promote(ctx.store, ctx.version)
                 state["flash"] = f"Promoted {ctx.version}."
                 st.rerun()
             except RfmError as exc:
@@ -117,7 +113,7 @@ if ctx.model is not None and ctx.version is not None:
 
 # --- every version ---------------------------------------------------------------------------------
 st.subheader("Versions")
-versions = dd.versions_frame(ctx.store)
+versions = views.versions_frame(models.versions(ctx.store))
 if versions.empty:
     st.info(f"No saved model in {ctx.store.root}.")
 else:

@@ -6,8 +6,8 @@ import streamlit as st
 
 from rfm.dashboard import charts
 from rfm.dashboard import state as app_state
-from rfm.dashboard import views as dd
 from rfm.errors import RfmError
+from rfm.service import insights
 
 ctx = app_state.context()
 app_state.page_header("Score", ctx)
@@ -19,11 +19,11 @@ if mode == "Enter RFM values":
     with st.form("score_form"):
         cols = st.columns(3)
         recency = cols[0].number_input("Recency (days since last purchase)", min_value=0, step=1,
-                                       value=int(dd.EXAMPLE_CUSTOMER["recency"]), key="score_recency")
+                                       value=int(insights.EXAMPLE_CUSTOMER["recency"]), key="score_recency")
         frequency = cols[1].number_input("Frequency (orders)", min_value=0, step=1,
-                                         value=int(dd.EXAMPLE_CUSTOMER["frequency"]), key="score_frequency")
+                                         value=int(insights.EXAMPLE_CUSTOMER["frequency"]), key="score_frequency")
         monetary = cols[2].number_input("Monetary (net revenue)", step=10.0, format="%.2f",
-                                        value=float(dd.EXAMPLE_CUSTOMER["monetary"]), key="score_monetary")
+                                        value=float(insights.EXAMPLE_CUSTOMER["monetary"]), key="score_monetary")
         if st.form_submit_button("Score", type="primary"):
             state["score_values"] = {"recency": recency, "frequency": frequency, "monetary": monetary}
     values = state.get("score_values")
@@ -32,7 +32,7 @@ else:
                                 placeholder=str(ctx.dataset.customers["customer_id"].iloc[0]))
     if customer_id.strip():
         try:
-            row = dd.lookup_customer(ctx.assigned if ctx.assigned is not None else ctx.dataset.customers,
+            row = insights.lookup_customer(ctx.assigned if ctx.assigned is not None else ctx.dataset.customers,
                                      customer_id)
             values = {"recency": int(row["recency"]), "frequency": int(row["frequency"]),
                       "monetary": float(row["monetary"])}
@@ -55,10 +55,10 @@ if values is not None:
             centroid = ctx.model.clusters[answer["cluster"]].centroid
         st.markdown(f"### :material/label: <span style='color:{color}'>{answer['segment']}</span>",
                     unsafe_allow_html=True)
-        st.write(dd.segment_description(answer["segment"], centroid))
+        st.write(insights.segment_description(answer["segment"], centroid))
         st.caption(f"Cluster {answer['cluster']} · model {answer['model_version']} · scored by {client.describe()}")
         if ctx.model is not None and ctx.model.version == answer["model_version"]:
-            position = dd.customer_position(ctx.model, **values)
+            position = insights.customer_position(ctx.model, **values)
             st.plotly_chart(charts.position_chart(position, values, ctx.colors), key="score_position")
             st.dataframe(position, hide_index=True, key="score_distances",
                          column_config={"distance": st.column_config.NumberColumn(

@@ -29,6 +29,29 @@ def dockerfile_command() -> list[str]:
     return [*entrypoint, "serve"]
 
 
+def image_program_dir(root: Path) -> Path:
+    """/opt/program as the Dockerfile builds it: exactly the files its `COPY rfm...` lines copy, so a
+    server started from here proves the image holds everything serving imports (and nothing else)."""
+    import shutil
+
+    program = root / "opt" / "program"
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 3 or parts[0] != "COPY" or not parts[1].startswith("rfm"):
+            continue
+        *sources, target = parts[1:]
+        destination = program / target.removeprefix("./")
+        for source in sources:
+            path = REPO / source
+            if path.is_dir():
+                shutil.copytree(path, destination, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+            else:
+                destination.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, destination / path.name)
+    assert (program / "rfm" / "server" / "__main__.py").is_file(), "the Dockerfile does not copy rfm/server"
+    return program
+
+
 def sagemaker_model_dir(root: Path, models_dir: Path = REPO / "models") -> Path:
     """/opt/ml/model as SageMaker lays it out: model.tar.gz (from `ModelStore.package`) unpacked."""
     from rfm.model import ModelStore
@@ -44,12 +67,15 @@ def sagemaker_model_dir(root: Path, models_dir: Path = REPO / "models") -> Path:
 
 class ServerProcess:
     def __init__(self, model_dir: Path, env: Mapping[str, str] | None = None, args: list[str] | None = None) -> None:
+        """The server as the image runs it: the Dockerfile's ENTRYPOINT, with only the code the image copies
+        (staged next to `model_dir`) on the path."""
         self.port = free_port()
+        program = image_program_dir(Path(model_dir).parent / f"image-{self.port}")
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SAGEMAKER_", "MODEL_SERVER_", "SM_"))}
         full_env.update({"SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(self.port),
                          "MODEL_SERVER_WORKERS": "1", "RFM_SERVER_HOST": "127.0.0.1",
-                         "PYTHONPATH": str(REPO)})
+                         "PYTHONPATH": str(program)})
         full_env.update(env or {})
         self.proc = subprocess.Popen([*dockerfile_command(), *(args or [])], cwd="/", env=full_env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,5 +1,5 @@
-"""Athena configuration (flags > environment > secrets.toml), identifier checks against SQL injection,
-the DDL, and the CLI's --print-sql and --source flags."""
+"""Athena configuration (flags > environment > secrets.toml, read by rfm.config), identifier checks
+against SQL injection, the DDL, and the CLI's --print-sql and --source flags."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 import sqlglot
 
 from rfm.cli import build_parser, main
-from rfm.cloud.athena import AthenaConfig, AthenaError, athena_rfm_query, load_config, validate_identifier
+from rfm.cloud.athena import AthenaConfig, AthenaError, athena_config, athena_rfm_query, validate_identifier
 from rfm.cloud.ddl import CLEANED_LOG_SCHEMA, create_table_ddl, parse_years
 from rfm.cloud.s3 import S3Error, parse_s3_uri, write_partitioned
+from rfm.config import SettingsError, load_settings
 
 INJECTIONS = [
     'lines"; DROP TABLE lines; --',
@@ -59,6 +60,12 @@ def test_valid_names_are_quoted_in_the_statement() -> None:
         AthenaConfig(database="retail", table="lines", columns=(("country", "land"),))
 
 
+def _config(overrides: dict[str, object] | None = None, env: dict[str, str] | None = None,
+            secrets: Path | None = None) -> AthenaConfig:
+    full_env = {"RFM_SECRETS_TOML": str(secrets)} if secrets else {"RFM_SECRETS_TOML": "/nonexistent/secrets.toml"}
+    return athena_config(load_settings(overrides, env={**full_env, **(env or {})}))
+
+
 def test_settings_flags_then_environment_then_secrets(tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(
@@ -67,32 +74,39 @@ def test_settings_flags_then_environment_then_secrets(tmp_path: Path) -> None:
         '[athena.columns]\ncustomer_id = "cust"\n'
         "[other]\npassword = 'not ours'\n"
     )
-    config = load_config(env={}, secrets_path=secrets)
+    config = _config(secrets=secrets)
     assert config == AthenaConfig(database="from_secrets", table="lines", workgroup="wg_secrets",
                                   region="eu-west-1", s3_staging_dir="s3://results-bucket/athena/",
                                   columns=(("customer_id", "cust"),), unload=True)
     env = {"RFM_ATHENA_DATABASE": "from_env", "RFM_ATHENA_UNLOAD": "false", "RFM_ATHENA_TIMEOUT_SECONDS": "42",
            "RFM_ATHENA_COLUMNS": "amount=total"}
-    config = load_config(env=env, secrets_path=secrets)
+    config = _config(env=env, secrets=secrets)
     assert (config.database, config.unload, config.timeout_seconds, config.columns) == (
         "from_env", False, 42.0, (("amount", "total"),))
-    config = load_config({"database": "from_flag", "workgroup": None}, env=env, secrets_path=secrets)
-    assert (config.database, config.workgroup) == ("from_flag", "wg_secrets")
+    config = _config({"athena_database": "from_flag", "athena_workgroup": None,
+                      "athena_columns": {"invoice_id": "inv"}}, env=env, secrets=secrets)
+    assert (config.database, config.workgroup, config.columns) == ("from_flag", "wg_secrets", (("invoice_id", "inv"),))
 
 
 def test_settings_missing_or_holding_credentials(tmp_path: Path) -> None:
     with pytest.raises(AthenaError, match="--database and --table"):
-        load_config(env={}, secrets_path=tmp_path / "absent.toml")
+        _config(secrets=tmp_path / "absent.toml")
+    with pytest.raises(AthenaError, match=r"needs --table \(or RFM_ATHENA_TABLE, or \[athena\] in secrets.toml\)"):
+        _config({"athena_database": "d"})
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('[athena]\ndatabase = "d"\ntable = "t"\naws_secret_access_key = "abc"\n')
-    with pytest.raises(AthenaError, match="credentials come from the AWS chain"):
-        load_config(env={}, secrets_path=secrets)
+    with pytest.raises(SettingsError, match="credentials come from the AWS chain"):
+        _config(secrets=secrets)
     secrets.write_text('[athena]\ndatabase = "d"\ntable = "t"\nstaging = "s3://b/"\n')
-    with pytest.raises(AthenaError, match="unknown key"):
-        load_config(env={}, secrets_path=secrets)
+    with pytest.raises(SettingsError, match="unknown key"):
+        _config(secrets=secrets)
     with pytest.raises(AthenaError, match="not an s3://"):
-        load_config({"s3_staging_dir": "https://example.com/x"}, env={"RFM_ATHENA_DATABASE": "d",
-                                                                        "RFM_ATHENA_TABLE": "t"})
+        _config({"athena_s3_staging_dir": "https://example.com/x"},
+                env={"RFM_ATHENA_DATABASE": "d", "RFM_ATHENA_TABLE": "t"})
+    with pytest.raises(AthenaError, match="maps only"):
+        _config(env={"RFM_ATHENA_DATABASE": "d", "RFM_ATHENA_TABLE": "t", "RFM_ATHENA_COLUMNS": "country=land"})
+    with pytest.raises(AthenaError, match="not a valid Athena name"):
+        _config(env={"RFM_ATHENA_DATABASE": "d", "RFM_ATHENA_TABLE": 'lines"; DROP TABLE x'})
 
 
 def test_print_sql_is_the_rendered_statement(capsys: pytest.CaptureFixture[str], tmp_path: Path,

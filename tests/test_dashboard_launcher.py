@@ -21,6 +21,7 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("RFM_DATA", "")
     monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "none.toml"))
     monkeypatch.setattr(PagesManager, "uses_pages_directory", True)  # what a fresh server with pages/ starts with
+    from rfm.config import load_settings
     from rfm.dashboard import launcher as dashboard
     from rfm.dashboard import state as app_state
 
@@ -35,8 +36,9 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     assert PagesManager.uses_pages_directory is False
     assert "Caches warm in" in capsys.readouterr().out
     # The warmed entries are the ones a session asks for: calling again is a hit, not a recomputation.
-    request = app_state._demo_request()
+    config = load_settings()
+    request = app_state.default_request(config)
     calls: list[str] = []
-    monkeypatch.setattr(app_state.dd, "load_files", lambda *a, **k: calls.append("load") or None)
-    dataset = app_state._load(request, "auto", "net")
+    monkeypatch.setattr(app_state.datasets, "load_dataset", lambda *a, **k: calls.append("load") or None)
+    dataset = app_state.load(request, "auto", "net", config)
     assert calls == [] and len(dataset.customers) > 0

@@ -136,13 +136,13 @@ def test_training_is_deterministic_and_reports_exclusions(retail: RfmResult, ret
     assert np.array_equal(again.pipeline.named_steps["kmeans"].cluster_centers_,
                           retail_k4.pipeline.named_steps["kmeans"].cluster_centers_)
     assert [c.name for c in again.clusters] == [c.name for c in retail_k4.clusters]
-    rows = retail_k4.metadata["rows"]
+    rows = retail_k4.metadata.rows
     non_positive = retail.table[retail.table["monetary"] <= 0]
-    assert rows["excluded_customers"] == len(non_positive)
-    assert rows["excluded_revenue"] == pytest.approx(non_positive["monetary"].sum(), abs=0.01)
-    assert rows["trained_customers"] + rows["excluded_customers"] == len(retail.table)
-    assert retail_k4.metadata["snapshot"] == retail.snapshot.isoformat()
-    assert retail_k4.metadata["data_fingerprint"] == retail.fingerprint
+    assert rows.excluded_customers == len(non_positive)
+    assert rows.excluded_revenue == pytest.approx(non_positive["monetary"].sum(), abs=0.01)
+    assert rows.trained_customers + rows.excluded_customers == len(retail.table)
+    assert retail_k4.metadata.snapshot == retail.snapshot
+    assert retail_k4.metadata.data_fingerprint == retail.fingerprint
 
 
 @pytest.mark.realdata
@@ -229,6 +229,6 @@ def test_shipped_default_model_loads_and_scores() -> None:
     meta = model.metadata
     for key in ("version", "created", "k", "features", "transform", "snapshot", "returns_policy",
                 "data_fingerprint", "rows", "metrics", "sweep", "clusters", "libraries", "sha256"):
-        assert meta.get(key) is not None, key
-    assert set(meta["clusters"][0]["centroid"]) == set(FEATURES)
+        assert getattr(meta, key) is not None, key
+    assert set(meta.clusters[0].centroid.model_dump()) == set(FEATURES)
     assert (REPO / "models" / model.version / "model.joblib").stat().st_size < 100_000

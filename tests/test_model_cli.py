@@ -11,6 +11,7 @@ import pytest
 
 from rfm.cli import main
 from rfm.model import FOUR_NAMES, ModelStore
+from rfm.service.segmentation import EXPORT_COLUMNS
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -76,9 +77,14 @@ def test_export_one_row_a_customer(
     assert code == 0
     exported = pd.read_csv(out_csv, dtype={"customer_id": str})
     assert len(exported) == len(demo_table) and exported["customer_id"].is_unique
+    assert list(exported.columns) == [c for c in EXPORT_COLUMNS if c != "country"] or list(exported.columns) == list(
+        EXPORT_COLUMNS)
+    assert exported["monetary"].is_monotonic_decreasing  # most valuable customers first
+    assert set(exported["model_version"]) == {version} and exported["snapshot_date"].nunique() == 1
     model = ModelStore(models).load(version)
-    assert (exported["cluster"].to_numpy() == model.predict(demo_table)).all()
-    assert list(exported["segment"]) == model.predict_names(demo_table)
+    by_id = exported.set_index("customer_id").loc[demo_table["customer_id"]]
+    assert (by_id["cluster"].to_numpy() == model.predict(demo_table)).all()
+    assert list(by_id["segment"]) == model.predict_names(demo_table)
     champions = tmp_path / "champions.csv"
     code, _, _ = run(capsys, "export", "--data", str(demo_parquet), "--models-dir", str(models),
                      "--model", version, "--segment", "CHAMPIONS", "--out", str(champions))

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfm.dashboard import views as dd
 from rfm.data.table import RfmResult
 from rfm.errors import ModelError
 from rfm.model import FEATURES, NOT_SEGMENTED, ModelStore, SegmentModel, load_model_dir, sha256_file, train_model
 from rfm.model import store as store_module
 from rfm.model.predictor import Predictor
+from rfm.service import insights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_lazy_models_predict_like_their_pipelines_on_demo_data(
     assert unpickles == []
     for model in (loaded, shipped):
         assert_predicts_like_its_pipeline(model, demo_table)
-        position = dd.customer_position(model, 15, 12, 540.0)
+        position = insights.customer_position(model, 15, 12, 540.0)
         assert position.iloc[0]["cluster"] == model.predict([15, 12, 540.0])[0]
 
 
@@ -125,7 +125,7 @@ def test_load_score_rename_promote_and_package(
     model = store.load(version)
     model.assign(demo_table)
     model.predict_names(rfm_values(demo_table)[:5])
-    dd.customer_position(model, 15, 12, 540.0)
+    insights.customer_position(model, 15, 12, 540.0)
     renamed = model.renamed(2, "Weekend Shoppers")
     stored = store.rename_cluster(version, 1, "Regulars")
     assert unpickles == [], "loading, scoring and renaming must not unpickle"
@@ -266,8 +266,8 @@ def test_importing_rfm_model_and_scoring_do_not_import_sklearn() -> None:
         "print(model.predict([[10, 3, 500.0]])[0], model.predict_names([[10, 3, 500.0]])[0])\n"
         "from rfm.serving.clients import LocalClient, make_client\n"
         "print(LocalClient().score(15, 12, 540).segment, make_client('local').score(15, 12, 540).segment)\n"
-        "from rfm.dashboard import views as dd\n"
-        "print(dd.customer_position(model, 15, 12, 540.0).iloc[0]['segment'])\n"
+        "from rfm.service import insights\n"
+        "print(insights.customer_position(model, 15, 12, 540.0).iloc[0]['segment'])\n"
         + NO_SKLEARN +
         "import rfm.model.sweep, rfm.model.train\n"
         + NO_SKLEARN +

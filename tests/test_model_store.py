@@ -194,7 +194,7 @@ def test_killed_process_mid_save_leaves_previous_version_intact(
     assert leftovers, "the killed save should have left its temporary directory"
     assert store.list_versions() == [first]
     assert store.load().version == first
-    assert [s["version"] for s in store.summaries()] == [first]
+    assert [s.version for s in store.summaries()] == [first]
 
 
 def test_package_has_files_at_the_archive_root(store: ModelStore, table: pd.DataFrame, tmp_path: Path) -> None:
@@ -217,3 +217,92 @@ def test_saved_files_are_readable_by_others(store: ModelStore, table: pd.DataFra
     assert os.stat(store.root / version).st_mode & 0o005 == 0o005
     for path in (store.root / version / "metadata.json", store.root / "CURRENT"):
         assert os.stat(path).st_mode & 0o004
+
+
+# --- renaming several clusters: one check, one atomic write --------------------------------------
+def count_metadata_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every atomic write of a metadata.json through the store (the only way it rewrites files)."""
+    writes: list[Path] = []
+    real = store_module._atomic_write_bytes
+
+    def counting(path: Path, payload: bytes) -> None:
+        if path.name == "metadata.json":
+            writes.append(path)
+        real(path, payload)
+
+    monkeypatch.setattr(store_module, "_atomic_write_bytes", counting)
+    return writes
+
+
+def test_rename_clusters_swaps_names_in_one_write(
+    store: ModelStore, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = store.save(train_model(table, 3))
+    digest = sha256_file(store.root / version / "model.joblib")
+    before = store.load(version)
+    first, second, third = (before.segment_name(i) for i in range(3))
+    writes = count_metadata_writes(monkeypatch)
+    renamed = store.rename_clusters(version, {0: second, 1: first})
+    assert writes == [store.root / version / "metadata.json"]
+    assert [renamed.segment_name(i) for i in range(3)] == [second, first, third]
+    reloaded = store.load(version)
+    assert [c.name for c in reloaded.clusters] == [second, first, third]
+    assert reloaded.cluster_id(first) == 1 and reloaded.cluster_id(second.upper()) == 0
+    assert sha256_file(store.root / version / "model.joblib") == digest == reloaded.metadata.sha256
+    assert [c.default_name for c in reloaded.metadata.clusters] == [first, second, third]
+    # A three-way rotation plus a new name, still one write; rename_cluster is one write as well.
+    store.rename_clusters(version, {0: third, 1: "  Brand   New ", 2: second})
+    assert len(writes) == 2
+    assert [c.name for c in store.load(version).clusters] == [third, "Brand New", second]
+    store.rename_cluster(version, 1, first)
+    assert len(writes) == 3 and store.load(version).segment_name(1) == first
+    assert "__renaming" not in (store.root / version / "metadata.json").read_text()
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({0: "Fine Name", 1: "   "}, "empty"),
+    ({0: "Same", 1: "same"}, "unique"),
+    ({0: "Fine Name", 7: "Other"}, "no cluster 7"),
+    ({0: "Fine Name", -1: "Other"}, "cannot be renamed"),
+    ({0: "Fine Name", 1: "No Net Revenue"}, "reserved"),
+    ({0: "Fine Name", 1: "x" * 61}, "at most 60"),
+], ids=["empty", "duplicate among changes", "unknown id", "not segmented", "reserved", "too long"])
+def test_a_bad_name_among_several_changes_nothing(
+    store: ModelStore, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch, changes: dict[int, str], message: str
+) -> None:
+    version = store.save(train_model(table, 3))
+    path = store.root / version / "metadata.json"
+    before = path.read_bytes()
+    writes = count_metadata_writes(monkeypatch)
+    with pytest.raises(ModelError, match=message) as info:
+        store.rename_clusters(version, changes)
+    assert "\n" not in str(info.value)
+    assert writes == [] and path.read_bytes() == before
+    assert sorted(p.name for p in (store.root / version).iterdir()) == ["metadata.json", "model.joblib"]
+
+
+def test_a_new_name_may_not_clash_with_an_unchanged_cluster(store: ModelStore, table: pd.DataFrame) -> None:
+    version = store.save(train_model(table, 3))
+    path = store.root / version / "metadata.json"
+    before = path.read_bytes()
+    kept = store.load(version).segment_name(2)
+    with pytest.raises(ModelError, match="unique"):
+        store.rename_clusters(version, {0: "Fresh", 1: kept.lower()})
+    assert path.read_bytes() == before
+    # ...but may take a name another changed cluster gives up in the same call.
+    old_zero = store.load(version).segment_name(0)
+    store.rename_clusters(version, {0: "Fresh", 1: old_zero})
+    assert store.load(version).segment_name(1) == old_zero
+
+
+def test_renamed_many_is_in_memory_and_leaves_the_original_alone(table: pd.DataFrame) -> None:
+    model = train_model(table, 3)
+    names = [c.name for c in model.clusters]
+    swapped = model.renamed_many({0: names[2], 2: names[0]})
+    assert [c.name for c in swapped.clusters] == [names[2], names[1], names[0]]
+    assert [c.name for c in model.clusters] == names
+    assert [c.name for c in model.metadata.clusters] == names
+    assert swapped.pipeline is model.pipeline and swapped.predictor is model.predictor
+    assert (swapped.predict(table) == model.predict(table)).all()
+    assert model.renamed_many({}).metadata == model.metadata
+    assert model.renamed(1, "Solo").segment_name(1) == "Solo"

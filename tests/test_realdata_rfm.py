@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfm.data.segments import segment_of
 from rfm.data.table import RfmOptions, compute_rfm
+from rfm.segments import segment_of
 
 
 def pandas_rfm(raw: pd.DataFrame, returns: str) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from rfm.data.segments import SEGMENT_CELLS, SEGMENTS, rf_grid, segment_case_sql, segment_of
+from rfm.segments import SEGMENT_CELLS, SEGMENTS, rf_grid, segment_case_sql, segment_of
 
 
 def test_every_one_of_the_25_cells_maps_to_exactly_one_segment():

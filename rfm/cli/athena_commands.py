@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rfm.cli.common import add_athena_args, athena_config_from_args
+from rfm.cli.common import add_athena_args, settings_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ddl(args: argparse.Namespace) -> int:
+    from rfm.cloud.athena import athena_config
     from rfm.cloud.ddl import DEFAULT_YEARS, create_database_ddl, create_table_ddl, parse_years
 
-    config = athena_config_from_args(args)
+    config = athena_config(settings_from_args(args))
     first, last = parse_years(args.years) if args.years else DEFAULT_YEARS
     ddl = create_table_ddl(config.database, config.table, args.location, first, last)
     print(ddl + ";")

@@ -1,24 +1,29 @@
-"""Arguments shared by the commands that read a transaction log, and turning them into results."""
+"""Arguments shared by the commands, and turning them into settings and dataset requests.
+
+The commands only parse and print: settings come from `rfm.config.load_settings` (flags override the
+environment and the settings file), every job is a call into `rfm.service`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rfm.data.columns import parse_map_args
-from rfm.data.query import RETURNS_POLICIES
+from rfm.data.query import RETURNS_POLICIES, ReturnsPolicy
 from rfm.data.sources import SourceOptions
-from rfm.data.table import RfmOptions, RfmResult, compute_rfm
 from rfm.errors import DataError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from rfm.cloud.athena import AthenaConfig
+    from rfm.config import Settings
+    from rfm.model import ModelStore
+    from rfm.service.datasets import Dataset, DatasetRequest
 
 SOURCES: tuple[str, ...] = ("duckdb", "athena")
+ATHENA_FLAGS: tuple[str, ...] = ("database", "table", "workgroup", "region", "s3_staging_dir", "unload",
+                                 "timeout_seconds")
 
 
 def parse_date(text: str) -> date:
@@ -26,6 +31,11 @@ def parse_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def add_models_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models-dir", metavar="DIR",
+                        help="where model versions live (default: RFM_MODELS_DIR, then models)")
 
 
 def add_read_args(parser: argparse.ArgumentParser) -> None:
@@ -71,79 +81,61 @@ def add_rfm_args(parser: argparse.ArgumentParser, data_required: bool = True) ->
         help="transaction log: CSV (.csv, .csv.gz), Excel (.xlsx) or Parquet (file, glob or folder)"
         + ("; required with --source duckdb" if data_required else ""),
     )
-    parser.set_defaults(data_required=data_required)
     add_read_args(parser)
     parser.add_argument("--snapshot", type=parse_date, metavar="YYYY-MM-DD",
                         help="date recency is measured to (default: the day after the last transaction)")
-    parser.add_argument("--returns", choices=RETURNS_POLICIES, default="net",
+    parser.add_argument("--returns", choices=RETURNS_POLICIES, default=ReturnsPolicy.NET.value,
                         help="net: subtract returns from monetary (default); exclude: ignore them")
     add_athena_args(parser.add_argument_group("Athena source (with --source athena)"))
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings with this command's flags on top (--models-dir, the Athena flags, --map for Athena)."""
+    from rfm.config import load_settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "models_dir", None):
+        overrides["models_dir"] = args.models_dir
+    for name in ATHENA_FLAGS:
+        value = getattr(args, f"athena_{name}", None)
+        if value not in (None, ""):
+            overrides[f"athena_{name}"] = value
+    if getattr(args, "source", None) == "athena" and getattr(args, "map", None):
+        overrides["athena_columns"] = parse_map_args(args.map)
+    return load_settings(overrides)
 
 
 def source_options(args: argparse.Namespace) -> SourceOptions:
     return SourceOptions(mapping=parse_map_args(args.map), delimiter=args.delimiter, sheet=args.sheet)
 
 
-def rfm_options(args: argparse.Namespace) -> RfmOptions:
-    return RfmOptions(snapshot=args.snapshot, returns=args.returns)
+def dataset_request(args: argparse.Namespace, settings: Settings) -> DatasetRequest:
+    """What the command line asks for: --data files, or the Athena table, with --snapshot and --returns."""
+    from rfm.service.datasets import AthenaSource, DatasetRequest, FileSource
 
-
-def athena_config_from_args(args: argparse.Namespace) -> AthenaConfig:
-    """Athena settings: the flags, then RFM_ATHENA_* variables, then .streamlit/secrets.toml;
-    `--map canonical=column` renames the table's columns (names checked, never pasted raw)."""
-    from rfm.cloud.athena import load_config
-
-    overrides = {
-        name: getattr(args, f"athena_{name}", None)
-        for name in ("database", "table", "workgroup", "region", "s3_staging_dir", "unload", "timeout_seconds")
-    }
-    overrides["columns"] = parse_map_args(getattr(args, "map", []) or [])
-    return load_config(overrides)
-
-
-def rfm_from_args(args: argparse.Namespace) -> RfmResult:
-    """The RFM table for the log (or Athena table) and options given on the command line."""
+    snapshot, returns = args.snapshot, ReturnsPolicy(args.returns)
     if getattr(args, "source", "duckdb") == "athena":
-        from rfm.cloud.athena import compute_rfm_athena
+        from rfm.cloud.athena import athena_config
 
-        return compute_rfm_athena(athena_config_from_args(args), rfm_options(args))
+        return DatasetRequest(AthenaSource(athena_config(settings)), snapshot, returns)
     if not args.data:
         raise DataError("--data is required (or --source athena with --database and --table)")
-    return compute_rfm(args.data, source_options(args), rfm_options(args))
+    return DatasetRequest(FileSource(tuple(args.data), source_options(args)), snapshot, returns)
 
 
-def rfm_sql_from_args(args: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
-    """The exact statement `rfm_from_args` would run, and its bound parameters, without running it.
+def load_dataset(args: argparse.Namespace, settings: Settings) -> Dataset:
+    from rfm.service.datasets import load_dataset as load
 
-    For DuckDB the statement reads the canonical view the files are loaded into (`source_lines`)."""
-    if getattr(args, "source", "duckdb") == "athena":
-        from rfm.cloud.athena import athena_rfm_query
-
-        query = athena_rfm_query(athena_config_from_args(args), rfm_options(args))
-        return query.sql, query.parameters
-    if not args.data:
-        raise DataError("--data is required (or --source athena with --database and --table)")
-    from rfm.data.engine import connect, quote_identifier
-    from rfm.data.query import rfm_sql
-    from rfm.data.sources import load_source
-
-    con = connect()
-    try:
-        source = load_source(con, args.data, source_options(args))
-    finally:
-        con.close()
-    options = rfm_options(args)
-    sql = rfm_sql(quote_identifier(source.view), cleaned=source.cleaned, snapshot=options.snapshot,
-                  returns=options.returns)
-    return sql, ()
+    return load(dataset_request(args, settings), memory_limit=settings.duckdb_memory_limit)
 
 
-def write_csv(frame: pd.DataFrame, out: str) -> None:
-    """Write a table as CSV to a file, or to standard output for `-`."""
-    if out == "-":
-        frame.to_csv(sys.stdout, index=False)
-        return
-    try:
-        frame.to_csv(out, index=False)
-    except OSError as exc:
-        raise DataError(f"{out}: cannot write: {exc.strerror}") from exc
+def model_store(settings: Settings) -> ModelStore:
+    from rfm.model import ModelStore
+
+    return ModelStore(settings.models_dir)
+
+
+def warn(message: str | None) -> None:
+    """A warning on standard error, one line starting with `warning:` (scripts grep for it)."""
+    if message:
+        print(f"warning: {message}", file=sys.stderr)

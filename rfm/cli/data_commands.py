@@ -9,11 +9,9 @@ import sys
 from rfm.cli.common import (
     add_read_args,
     add_rfm_args,
-    rfm_from_args,
-    rfm_options,
-    rfm_sql_from_args,
+    dataset_request,
+    settings_from_args,
     source_options,
-    write_csv,
 )
 
 
@@ -46,10 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
     if args.to:
         from rfm.cloud.s3 import ingest_to_s3
 
-        upload = ingest_to_s3(args.src, args.to, source_options(args), replace=args.replace)
+        upload = ingest_to_s3(args.src, args.to, source_options(args), replace=args.replace,
+                              memory_limit=settings.duckdb_memory_limit)
         report = upload.report
         done = f"uploaded {len(upload.keys)} Parquet file(s) to {upload.location.uri}"
         if upload.first_year is not None:
@@ -58,7 +58,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         from rfm.data.ingest import ingest
 
-        report = ingest(args.src, args.out, source_options(args))
+        report = ingest(args.src, args.out, source_options(args), memory_limit=settings.duckdb_memory_limit)
         done = f"wrote {args.out}"
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
@@ -69,24 +69,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    from rfm.service.datasets import rfm_statement, write_rfm_table
+
+    settings = settings_from_args(args)
+    request = dataset_request(args, settings)
     if args.print_sql:
-        sql, parameters = rfm_sql_from_args(args)
+        sql, parameters = rfm_statement(request)
         print(sql)
         if parameters:
             print(f"-- execution parameters (in order): {', '.join(parameters)}", file=sys.stderr)
         return 0
-    if args.source == "duckdb" and args.data:
-        # Straight from DuckDB to CSV: no DataFrame (nor pandas import) on the way.
-        from rfm.data.table import write_rfm_csv
-
-        rows = write_rfm_csv(args.data, args.out, source_options(args), rfm_options(args))
-        if args.out != "-":
-            print(f"wrote {rows:,} customers to {args.out}", file=sys.stderr)
-        return 0
-    result = rfm_from_args(args)
-    write_csv(result.table, args.out)
+    rows = write_rfm_table(request, args.out, memory_limit=settings.duckdb_memory_limit)
     if args.out != "-":
-        print(f"wrote {len(result.table):,} customers (snapshot {result.snapshot}) to {args.out}", file=sys.stderr)
+        print(f"wrote {rows:,} customers to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -1,22 +1,26 @@
-"""`rfm sweep`, `train`, `label`, `models list|promote`, `export`, `report`, `package`: the segment model."""
+"""`rfm sweep`, `train`, `label`, `models list|promote`, `export`, `report`, `package`: the segment model.
+
+Each command parses its flags, calls rfm.service and prints; scikit-learn and pandas are imported by
+the service when a command needs them, so `rfm --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rfm.cli.common import add_rfm_args, rfm_from_args, write_csv
-from rfm.errors import ModelError
+from rfm.cli.common import add_models_dir, add_rfm_args, load_dataset, model_store, settings_from_args, warn
+from rfm.errors import ModelError, RfmError
 
-if TYPE_CHECKING:  # scikit-learn and pandas are imported by the commands, so `rfm --help` stays fast
+if TYPE_CHECKING:
     import pandas as pd
 
-    from rfm.model import SegmentModel
     from rfm.model.sweep import SweepResult
+    from rfm.service.segmentation import Segmentation
 
-DEFAULT_SEED = 42  # the seed rfm.model uses by default; the same data, k and seed give the same model
+DEFAULT_SEED = 42  # rfm.service.models.DEFAULT_SEED: the same data, k and seed give the same model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,58 +38,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--promote", action="store_true", help="make the new version the current one")
     p.add_argument("--no-sweep", action="store_true", help="do not store the k = 2..10 sweep with the model")
-    _add_models_dir(p)
+    add_models_dir(p)
     p.set_defaults(func=cmd_train)
 
-    p = subparsers.add_parser("label", help="rename a segment of a model version")
+    p = subparsers.add_parser(
+        "label", help="rename segments of a model version (several at once: one atomic write)",
+        usage="rfm label [-h] [--models-dir DIR] VERSION CLUSTER NAME [CLUSTER NAME ...]")
     p.add_argument("version", metavar="VERSION")
-    p.add_argument("cluster", metavar="CLUSTER", help="cluster id, or its current name")
-    p.add_argument("name", metavar="NAME", help="the new business name")
-    _add_models_dir(p)
+    p.add_argument("renames", nargs="+", metavar="CLUSTER NAME",
+                   help="a cluster id or its current name, then the new business name; repeat the pair to "
+                   "rename several (swaps allowed)")
+    add_models_dir(p)
     p.set_defaults(func=cmd_label)
 
     models = subparsers.add_parser("models", help="list or promote model versions")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = models_sub.add_parser("list", help="list the saved versions (* = current)")
     p.add_argument("--json", action="store_true")
-    _add_models_dir(p)
+    add_models_dir(p)
     p.set_defaults(func=cmd_models_list)
     p = models_sub.add_parser("promote", help="make a version the current one (models/CURRENT)")
     p.add_argument("version", metavar="VERSION")
-    _add_models_dir(p)
+    add_models_dir(p)
     p.set_defaults(func=cmd_models_promote)
 
     p = subparsers.add_parser("export", help="one row a customer: RFM, scores, cluster and segment name")
     add_rfm_args(p)
     p.add_argument("--model", metavar="VERSION", help="model version (default: the current one)")
     p.add_argument("--segment", nargs="+", action="extend", metavar="NAME",
-                   help="keep only these segments (names, case-insensitive)")
+                   help="keep only these segments (names, case-insensitive, or cluster ids)")
     p.add_argument("--out", required=True, metavar="FILE.csv", help="CSV file to write, - for standard output")
-    _add_models_dir(p)
+    add_models_dir(p)
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("report", help="segment profiles and revenue concentration")
     add_rfm_args(p)
     p.add_argument("--model", metavar="VERSION", help="model version (default: the current one)")
     p.add_argument("--json", action="store_true")
-    _add_models_dir(p)
+    add_models_dir(p)
     p.set_defaults(func=cmd_report)
 
     p = subparsers.add_parser("package", help="build model.tar.gz for SageMaker (/opt/ml/model)")
     p.add_argument("version", metavar="VERSION")
     p.add_argument("--out", required=True, metavar="model.tar.gz")
-    _add_models_dir(p)
+    add_models_dir(p)
     p.set_defaults(func=cmd_package)
 
 
-def _add_models_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models-dir", default="models", metavar="DIR",
-                        help="where model versions live (default: models)")
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from rfm.model import sweep
-    result = sweep(rfm_from_args(args).table, args.k_min, args.k_max, seed=args.seed)
+    from rfm.service import models
+
+    result = models.sweep(load_dataset(args, settings_from_args(args)), args.k_min, args.k_max, seed=args.seed)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
@@ -110,109 +113,111 @@ def format_sweep(result: SweepResult) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rfm.model import ModelStore, sweep, train_model
-    from rfm.model.pipeline import training_data
-    result = rfm_from_args(args)
-    data = training_data(result.table)
-    sweep_result = None
-    k_max = min(10, data.trained_customers - 1)
-    if not args.no_sweep and args.k >= 2 and args.k < data.trained_customers and k_max >= 2:
-        sweep_result = sweep(result.table, 2, k_max, seed=args.seed)
-    model = train_model(result, args.k, seed=args.seed, sweep_result=sweep_result)
-    store = ModelStore(args.models_dir)
-    version = store.save(model)
-    if args.promote:
-        store.promote(version)
-    rows = model.metadata["rows"]
-    print(f"trained k={model.k} on {rows['trained_customers']:,} customers "
-          f"({rows['excluded_customers']:,} with zero or negative monetary left out); segments: "
+    from rfm.service import models
+
+    settings = settings_from_args(args)
+    dataset = load_dataset(args, settings)
+    model = models.train(dataset, args.k, seed=args.seed, with_sweep=not args.no_sweep)
+    version = models.save(model_store(settings), model, promote=args.promote)
+    rows = model.metadata.rows
+    print(f"trained k={model.k} on {rows.trained_customers:,} customers "
+          f"({rows.excluded_customers:,} with zero or negative monetary left out); segments: "
           + ", ".join(c.name for c in model.clusters)
-          + (f"; promoted to current in {args.models_dir}" if args.promote else ""), file=sys.stderr)
+          + (f"; promoted to current in {settings.models_dir}" if args.promote else ""), file=sys.stderr)
     print(version)
     return 0
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from rfm.model import ModelStore
-    store = ModelStore(args.models_dir)
-    model = store.load(args.version)
-    cluster = args.cluster.strip()
-    try:
-        cluster_id = int(cluster)
-    except ValueError:
-        cluster_id = model.cluster_id(cluster)
-    old = model.segment_name(cluster_id)
-    store.rename_cluster(args.version, cluster_id, args.name)
-    renamed = store.load(args.version).segment_name(cluster_id)
-    print(f"{args.version}: cluster {cluster_id} {old!r} -> {renamed!r}")
+    from rfm.service import models
+
+    if len(args.renames) % 2:
+        raise RfmError("give pairs of CLUSTER NAME (a cluster id or its current name, then the new name)")
+    pairs = list(zip(args.renames[::2], args.renames[1::2], strict=True))
+    store = model_store(settings_from_args(args))
+    before = store.load(args.version)
+    ids = [models.resolve_cluster(before, cluster) for cluster, _ in pairs]
+    if len(set(ids)) != len(ids):
+        raise ModelError("a cluster is named twice in one rename")
+    renamed = models.rename(store, args.version, {cluster_id: name for cluster_id, (_, name) in zip(ids, pairs,
+                                                                                               strict=True)})
+    for cluster_id in ids:
+        print(f"{args.version}: cluster {cluster_id} {before.segment_name(cluster_id)!r} -> "
+              f"{renamed.segment_name(cluster_id)!r}")
     return 0
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from rfm.model import ModelStore
-    store = ModelStore(args.models_dir)
-    summaries = store.summaries()
+    from rfm.service import models
+
+    settings = settings_from_args(args)
+    summaries = models.versions(model_store(settings))
     if args.json:
-        print(json.dumps(summaries, indent=2))
+        print(json.dumps([s.as_dict() for s in summaries], indent=2))
         return 0
     if not summaries:
-        print(f"no models in {args.models_dir}", file=sys.stderr)
+        print(f"no models in {settings.models_dir}", file=sys.stderr)
         return 0
     for s in summaries:
-        mark = "*" if s["current"] else " "
-        if "error" in s:
-            print(f"{mark} {s['version']}  unreadable: {s['error']}")
+        mark = "*" if s.current else " "
+        if s.error:
+            print(f"{mark} {s.version}  unreadable: {s.error}")
             continue
-        customers = f"{s['customers']:,}" if isinstance(s["customers"], int) else "?"
-        print(f"{mark} {s['version']}  k={s['k']}  created {s['created']}  snapshot {s['snapshot']}  "
-              f"customers {customers}  segments: {', '.join(map(str, s['segments']))}")
+        customers = f"{s.customers:,}" if isinstance(s.customers, int) else "?"
+        print(f"{mark} {s.version}  k={s.k}  created {s.created}  snapshot {s.snapshot}  "
+              f"customers {customers}  segments: {', '.join(map(str, s.segments))}")
     return 0
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from rfm.model import ModelStore
-    ModelStore(args.models_dir).promote(args.version)
+    from rfm.service import models
+
+    models.promote(model_store(settings_from_args(args)), args.version)
     print(f"current model: {args.version}")
     return 0
 
 
-def _model(args: argparse.Namespace) -> SegmentModel:
-    from rfm.model import ModelStore
-    return ModelStore(args.models_dir).load(args.model)
+def _segmentation(args: argparse.Namespace) -> Segmentation:
+    """The chosen model applied to the chosen data; a model/data mismatch is one `warning:` line."""
+    from rfm.service import models, segmentation
+
+    settings = settings_from_args(args)
+    model = models.load(model_store(settings), args.model)
+    result = segmentation.apply(load_dataset(args, settings), model)
+    warn(result.warning)
+    return result
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    model = _model(args)
-    result = rfm_from_args(args)
-    table = model.assign(result.table)
-    if args.segment:
-        ids = {model.cluster_id(name) for name in args.segment}
-        table = table[table["cluster"].isin(ids)]
-    write_csv(table, args.out)
-    if args.out != "-":
-        print(f"wrote {len(table):,} customers (model {model.version}, snapshot {result.snapshot}) "
-              f"to {args.out}", file=sys.stderr)
+    from rfm.service.segmentation import ExportFilter, export_csv, export_frame
+
+    result = _segmentation(args)
+    frame = export_frame(result, ExportFilter(segments=tuple(args.segment or ())))
+    payload = export_csv(frame)
+    if args.out == "-":
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+        return 0
+    try:
+        with open(args.out, "wb") as handle:
+            handle.write(payload)
+    except OSError as exc:
+        raise RfmError(f"{args.out}: cannot write: {exc.strerror or exc}") from exc
+    print(f"wrote {len(frame):,} customers (model {result.model.version}, snapshot {result.dataset.snapshot}) "
+          f"to {args.out}", file=sys.stderr)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rfm.model import revenue_concentration, segment_profiles
-    model = _model(args)
-    result = rfm_from_args(args)
-    profiles = segment_profiles(model.assign(result.table))
-    concentration = revenue_concentration(result.table["monetary"])
+    from rfm.service.segmentation import report
+
+    result = report(_segmentation(args))
     if args.json:
-        report: dict[str, Any] = {
-            "model": model.version,
-            "snapshot": result.snapshot.isoformat(),
-            "customers": len(result.table),
-            "segments": json.loads(profiles.to_json(orient="records")),
-            "revenue_concentration": concentration.as_dict(),
-        }
-        print(json.dumps(report, indent=2))
+        print(json.dumps(result.as_dict(), indent=2))
         return 0
-    print(f"model {model.version} (k={model.k}), snapshot {result.snapshot}, {len(result.table):,} customers")
-    print(format_profiles(profiles))
+    model, dataset, concentration = result.segmentation.model, result.segmentation.dataset, result.concentration
+    print(f"model {model.version} (k={model.k}), snapshot {dataset.snapshot}, {len(dataset.customers):,} customers")
+    print(format_profiles(result.profiles))
     print()
     print(f"revenue concentration over {concentration.customers:,} customers with positive net revenue "
           f"(total {concentration.revenue:,.2f}):")
@@ -224,6 +229,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def format_profiles(profiles: pd.DataFrame) -> str:
     import pandas as pd
+
     shown = pd.DataFrame({
         "segment": profiles["segment"],
         "customers": profiles["customers"].map("{:,}".format),
@@ -241,9 +247,9 @@ def format_profiles(profiles: pd.DataFrame) -> str:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    from rfm.model import ModelStore
+    store = model_store(settings_from_args(args))
     try:
-        out = ModelStore(args.models_dir).package(args.version, args.out)
+        out = store.package(args.version, args.out)
     except OSError as exc:
         raise ModelError(f"{args.out}: cannot write: {exc.strerror or exc}") from exc
     print(f"wrote {out} (model.joblib and metadata.json at the root, for /opt/ml/model)", file=sys.stderr)

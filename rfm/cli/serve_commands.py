@@ -11,9 +11,8 @@ import json
 import os
 import sys
 
+from rfm.cli.common import add_models_dir, model_store, settings_from_args
 from rfm.errors import ModelError
-
-ENDPOINT_ENV = "RFM_ENDPOINT"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument("--model-dir", metavar="DIR",
                        help="a model directory (model.joblib + metadata.json), e.g. /opt/ml/model")
     where.add_argument("--model", metavar="VERSION", help="a version of --models-dir")
-    p.add_argument("--models-dir", default="models",
+    p.add_argument("--models-dir", metavar="DIR",
                    help="versions directory; without --model/--model-dir/SM_MODEL_DIR the promoted version is "
-                   "served (default: models)")
+                   "served (default: RFM_MODELS_DIR, then models)")
     p.add_argument("--host", help="address to bind (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="port (default: SAGEMAKER_BIND_TO_PORT, then 8080)")
     p.add_argument("--workers", type=int, help="worker processes (default: SAGEMAKER_MODEL_SERVER_WORKERS, "
@@ -35,11 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--recency", type=float, required=True, help="days since the last purchase")
     p.add_argument("--frequency", type=float, required=True, help="number of invoices")
     p.add_argument("--monetary", type=float, required=True, help="net revenue")
-    p.add_argument("--endpoint", default=os.environ.get(ENDPOINT_ENV),
-                   help=f"local (default), http://host:port or sagemaker:NAME ({ENDPOINT_ENV})")
+    p.add_argument("--endpoint",
+                   help="local, http://host:port or sagemaker:NAME (default: RFM_SCORING_ENDPOINT or [scoring] "
+                   "endpoint in the settings file, else local)")
     p.add_argument("--model", metavar="VERSION", help="with a local endpoint: the version (default: the current one)")
-    p.add_argument("--models-dir", default="models")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a server (default 10)")
+    add_models_dir(p)
+    p.add_argument("--timeout", type=float,
+                   help="seconds to wait for a server (default: RFM_SCORING_TIMEOUT, then 10)")
     p.set_defaults(func=cmd_score)
 
     p = subparsers.add_parser("deploy", help="deploy a model version to a SageMaker real-time endpoint")
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--instance-type", default="ml.t2.medium", help="default ml.t2.medium")
     p.add_argument("--instance-count", type=int, default=1)
     p.add_argument("--region", help="AWS region (default: the AWS chain's)")
-    p.add_argument("--models-dir", default="models")
+    add_models_dir(p)
     p.add_argument("--no-wait", action="store_true", help="return once the endpoint is being created/updated")
     p.add_argument("--poll-seconds", type=float, default=15.0, help=argparse.SUPPRESS)
     p.add_argument("--wait-timeout", type=float, default=3600.0, help="give up waiting after this many seconds")
@@ -66,29 +67,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from rfm.server.__main__ import configure_logging, serve
     from rfm.server.settings import DEFAULT_MODEL_DIR, ServerSettings
 
+    config = settings_from_args(args)
     model_dir = args.model_dir
     if model_dir is None and args.model:
-        from rfm.model import ModelStore
-
-        model_dir = str(ModelStore(args.models_dir).path(args.model))
-    if model_dir is None and not os.environ.get("SM_MODEL_DIR") and not os.path.isdir(DEFAULT_MODEL_DIR):
-        from rfm.model import ModelStore
-
-        store = ModelStore(args.models_dir)
+        model_dir = str(model_store(config).path(args.model))
+    if model_dir is None and not config.server_model_dir and not os.path.isdir(DEFAULT_MODEL_DIR):
+        store = model_store(config)
         current = store.current_version()
         if current is None:
-            raise ModelError(f"no model to serve: {args.models_dir} has no promoted version and "
+            raise ModelError(f"no model to serve: {config.models_dir} has no promoted version and "
                              f"{DEFAULT_MODEL_DIR} does not exist (use --model-dir or --model)")
         model_dir = str(store.path(current))
-    settings = ServerSettings.from_env(model_dir=model_dir, host=args.host, port=args.port, workers=args.workers)
+    settings = ServerSettings.from_settings(config, model_dir=model_dir, host=args.host, port=args.port,
+                                            workers=args.workers)
     configure_logging()
     return serve(settings)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from rfm.serving.clients import make_client
+    from rfm.service.scoring import scoring_client
 
-    client = make_client(args.endpoint, models_dir=args.models_dir, version=args.model, timeout=args.timeout)
+    client = scoring_client(settings_from_args(args), args.endpoint, version=args.model, timeout=args.timeout)
     result = client.score(_number(args.recency), _number(args.frequency), _number(args.monetary))
     print(json.dumps(result.as_dict()))
     return 0
@@ -108,7 +107,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = deploy_model(
         version=args.model, endpoint=args.endpoint, image_uri=args.image_uri, role_arn=args.role_arn,
         bucket=args.bucket, prefix=args.prefix, instance_type=args.instance_type,
-        instance_count=args.instance_count, models_dir=args.models_dir, region=args.region,
+        instance_count=args.instance_count, models_dir=str(settings_from_args(args).models_dir), region=args.region,
         wait=not args.no_wait, poll_seconds=args.poll_seconds, timeout_seconds=args.wait_timeout,
         progress=progress,
     )

@@ -9,22 +9,19 @@ they reach SQL (a column mapping is user input); values (the snapshot date) trav
 execution parameters; credentials are never read or stored here: boto3's normal chain (environment,
 ~/.aws, SSO, instance or task role) supplies them.
 
-Configuration, first found wins: explicit values (CLI flags), environment variables RFM_ATHENA_*,
-then the `[athena]` table of `.streamlit/secrets.toml` (read with tomllib; rfm never imports
-streamlit).
+Configuration: `athena_config(settings)` turns the athena_* fields of `rfm.config.Settings` (CLI
+flags, then RFM_ATHENA_* variables, then `[athena]` in .streamlit/secrets.toml) into an AthenaConfig.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -32,8 +29,9 @@ from rfm.cloud.dialects import RenderedQuery, render_athena
 from rfm.data.query import rfm_sql
 from rfm.data.table import RfmOptions, RfmResult, result_from_frame
 from rfm.errors import RfmError
-from rfm.secrets import load_secrets
-from rfm.secrets import secrets_path as default_secrets_path
+
+if TYPE_CHECKING:
+    from rfm.config import Settings
 
 # Letters, digits and underscores, not starting with a digit: what Glue/Athena names can be anyway.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -41,12 +39,7 @@ S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?")
 # The canonical columns the RFM statement reads from a cleaned log.
 QUERY_COLUMNS: tuple[str, ...] = ("customer_id", "invoice_id", "invoice_date", "amount")
 
-ENV_PREFIX = "RFM_ATHENA_"
-SECRETS_SECTION = "athena"
 DEFAULT_TIMEOUT_SECONDS = 600.0
-# Keys that must never sit in the app's configuration: credentials come from the AWS chain.
-CREDENTIAL_KEYS = frozenset({"aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-                             "access_key", "secret_key", "password"})
 
 
 class AthenaError(RfmError):
@@ -113,46 +106,24 @@ class AthenaConfig:
         return f"athena:{self.database}.{self.table}"
 
 
-_FIELDS = ("database", "table", "workgroup", "region", "s3_staging_dir", "columns", "unload",
-           "timeout_seconds", "poll_interval")
-
-
-def load_config(
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    secrets_path: str | os.PathLike[str] | None = None,
-) -> AthenaConfig:
-    """Athena settings from `overrides` (CLI flags; None values ignored), then RFM_ATHENA_* variables,
-    then `[athena]` in .streamlit/secrets.toml (RFM_SECRETS_TOML names another file)."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    secrets = _read_secrets(Path(secrets_path) if secrets_path else default_secrets_path(env))
-    values.update(secrets)
-    for name in _FIELDS:
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw not in (None, ""):
-            values[name] = raw
-    for name, value in (overrides or {}).items():
-        if name not in _FIELDS:
-            raise AthenaError(f"unknown Athena setting {name!r}")
-        if value not in (None, "", {}, ()):
-            values[name] = value
-    missing = [n for n in ("database", "table") if not values.get(n)]
+def athena_config(settings: Settings) -> AthenaConfig:
+    """The Athena source described by `settings` (its athena_* fields: CLI flags, RFM_ATHENA_*
+    variables, `[athena]` in secrets.toml); names, region and S3 location are checked here."""
+    missing = [name for name in ("database", "table") if not getattr(settings, f"athena_{name}")]
     if missing:
-        flags = " and ".join(f"--{n}" for n in missing)
-        envs = " / ".join(ENV_PREFIX + n.upper() for n in missing)
+        flags = " and ".join(f"--{name}" for name in missing)
+        envs = " / ".join(f"RFM_ATHENA_{name.upper()}" for name in missing)
         raise AthenaError(f"Athena source needs {flags} (or {envs}, or [athena] in secrets.toml)")
     return AthenaConfig(
-        database=str(values["database"]),
-        table=str(values["table"]),
-        workgroup=_opt_str(values.get("workgroup")),
-        region=_opt_str(values.get("region")),
-        s3_staging_dir=_opt_str(values.get("s3_staging_dir")),
-        columns=_columns(values.get("columns")),
-        unload=_bool(values.get("unload", False), "unload"),
-        timeout_seconds=_number(values.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS), "timeout_seconds"),
-        poll_interval=_number(values.get("poll_interval", 1.0), "poll_interval"),
+        database=str(settings.athena_database),
+        table=str(settings.athena_table),
+        workgroup=settings.athena_workgroup or None,
+        region=settings.athena_region or None,
+        s3_staging_dir=settings.athena_s3_staging_dir or None,
+        columns=tuple(sorted(settings.athena_columns.items())),
+        unload=settings.athena_unload,
+        timeout_seconds=settings.athena_timeout_seconds,
+        poll_interval=settings.athena_poll_interval,
     )
 
 
@@ -303,72 +274,14 @@ def _reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _read_secrets(path: Path) -> dict[str, Any]:
-    try:
-        data = load_secrets(path)
-    except RfmError as exc:
-        raise AthenaError(str(exc)) from exc
-    section = data.get(SECRETS_SECTION, {})
-    if not isinstance(section, dict):
-        raise AthenaError(f"{path}: [{SECRETS_SECTION}] must be a table")
-    leaked = sorted(k for k in section if k.lower() in CREDENTIAL_KEYS)
-    if leaked:
-        raise AthenaError(
-            f"{path}: [{SECRETS_SECTION}] holds {', '.join(leaked)}; remove them: credentials come from "
-            "the AWS chain (AWS_PROFILE, ~/.aws, SSO or a role), never from the app's settings"
-        )
-    unknown = sorted(k for k in section if k not in _FIELDS)
-    if unknown:
-        raise AthenaError(
-            f"{path}: unknown key(s) {', '.join(unknown)} in [{SECRETS_SECTION}]; "
-            f"expected {', '.join(_FIELDS)}"
-        )
-    return dict(section)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _columns(value: Any) -> tuple[tuple[str, str], ...]:
-    if value in (None, "", {}):
-        return ()
-    if isinstance(value, str):  # environment: "customer_id=cust,amount=total"
-        pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
-        if any(len(p) != 2 for p in pairs):
-            raise AthenaError(f"column mapping {value!r}: expected canonical=column,canonical=column")
-        value = {k.strip(): v.strip() for k, v in pairs}
-    if not isinstance(value, Mapping):
-        raise AthenaError("the Athena column mapping must be a table of canonical = column")
-    return tuple(sorted((str(k), str(v)) for k, v in value.items()))
-
-
-def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise AthenaError(f"Athena setting {name}: expected true or false, got {value!r}")
-
-
-def _number(value: Any, name: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise AthenaError(f"Athena setting {name}: expected a number, got {value!r}") from None
-
-
 __all__ = [
     "AthenaConfig",
     "AthenaError",
+    "athena_config",
     "athena_rfm_query",
     "athena_source_sql",
     "compute_rfm_athena",
     "connect_athena",
-    "load_config",
     "run_query",
     "run_statement",
     "validate_identifier",

@@ -85,9 +85,11 @@ def write_partitioned(
     paths: Sequence[str | os.PathLike[str]],
     folder: str | os.PathLike[str],
     options: SourceOptions | None = None,
+    *,
+    memory_limit: str | None = None,
 ) -> CleaningReport:
     """Write the cleaned log at `paths` into `folder` as Parquet partitioned by year and month."""
-    con = connect()
+    con = connect(memory_limit)
     try:
         source = load_source(con, paths, options)
         report = cleaning_report(con, source.view)
@@ -113,6 +115,7 @@ def ingest_to_s3(
     *,
     client: Any | None = None,
     replace: bool = False,
+    memory_limit: str | None = None,
 ) -> UploadResult:
     """Clean the log at `paths` and upload it under `uri` (Hive-style year=/month= partitions).
 
@@ -128,7 +131,7 @@ def ingest_to_s3(
         )
     with tempfile.TemporaryDirectory(prefix="rfm-upload-") as tmp:
         folder = Path(tmp) / "log"
-        report = write_partitioned(paths, folder, options)
+        report = write_partitioned(paths, folder, options, memory_limit=memory_limit)
         files = sorted(p for p in folder.rglob("*.parquet") if p.is_file())
         keys: list[str] = []
         for file in files:

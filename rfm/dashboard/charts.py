@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rfm.data.segments import SEGMENTS
+from rfm.segments import SEGMENTS
 
 # Most valuable first: green, blue, amber, orange-red, then distinct hues; grey for "No Net Revenue".
 CLUSTER_PALETTE: tuple[str, ...] = ("#2a9d8f", "#3d6fb6", "#e9a23b", "#d1495b", "#8e6bbf", "#6aaa3a",

@@ -2,23 +2,22 @@
 
 Extensions are never downloaded at run time (locked-down machines cannot), time stamps are read in
 UTC so that DATE values do not depend on the machine's time zone, and the memory limit can be set
-for large logs (DuckDB spills to disk beyond it).
+for large logs (DuckDB spills to disk beyond it). Nothing here reads the environment: callers pass
+`Settings.duckdb_memory_limit` (RFM_DUCKDB_MEMORY_LIMIT, see rfm.config).
 """
 
 from __future__ import annotations
-
-import os
 
 import duckdb
 
 
 def connect(memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB connection; `RFM_DUCKDB_MEMORY_LIMIT` sets the default memory limit."""
+    """A fresh in-memory DuckDB connection; `memory_limit` (e.g. "4GB") caps DuckDB's memory, `threads`
+    its threads (DuckDB's defaults when None)."""
     config: dict[str, str | bool | int] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }
-    memory_limit = memory_limit or os.environ.get("RFM_DUCKDB_MEMORY_LIMIT")
     if memory_limit:
         config["memory_limit"] = memory_limit
     if threads:

@@ -31,12 +31,14 @@ def ingest(
     paths: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     options: SourceOptions | None = None,
+    *,
+    memory_limit: str | None = None,
 ) -> CleaningReport:
     """Write the cleaned log at `paths` to the Parquet file `out`; return the cleaning report."""
     out_path = Path(out)
     if out_path.suffix.lower() != ".parquet":
         raise DataError(f"{out}: --out must be a .parquet file")
-    con = connect()
+    con = connect(memory_limit)
     try:
         source = load_source(con, paths, options)
         report = cleaning_report(con, source.view)

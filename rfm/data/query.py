@@ -14,12 +14,24 @@ Conventions that make every engine agree:
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from enum import StrEnum
 
-from rfm.data.segments import segment_case_sql
+from rfm.segments import segment_case_sql
 
-ReturnsPolicy = Literal["net", "exclude"]
-RETURNS_POLICIES: tuple[str, ...] = ("net", "exclude")
+
+class ReturnsPolicy(StrEnum):
+    """How returns count in monetary: subtracted from purchases (`net`) or left out (`exclude`)."""
+
+    NET = "net"
+    EXCLUDE = "exclude"
+
+    @property
+    def label(self) -> str:
+        """How the dashboard and reports name the policy."""
+        return "net of returns" if self is ReturnsPolicy.NET else "returns ignored"
+
+
+RETURNS_POLICIES: tuple[str, ...] = tuple(p.value for p in ReturnsPolicy)
 
 RFM_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -88,7 +100,7 @@ def rfm_sql(
     *,
     cleaned: bool = False,
     snapshot: date | None = None,
-    returns: ReturnsPolicy = "net",
+    returns: ReturnsPolicy | str = ReturnsPolicy.NET,
 ) -> str:
     """One statement: per customer recency, frequency, monetary, 1-5 scores and R x F segment.
 
@@ -98,6 +110,7 @@ def rfm_sql(
     """
     if returns not in RETURNS_POLICIES:
         raise ValueError(f"returns policy must be one of {RETURNS_POLICIES}, got {returns!r}")
+    returns = ReturnsPolicy(returns)
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned

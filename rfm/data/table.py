@@ -25,7 +25,15 @@ class RfmOptions:
     whether returns are subtracted from monetary (`net`) or ignored (`exclude`)."""
 
     snapshot: date | None = None
-    returns: ReturnsPolicy = "net"
+    returns: ReturnsPolicy = ReturnsPolicy.NET
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.returns, ReturnsPolicy):  # "net" / "exclude" from a flag or a file
+            try:
+                object.__setattr__(self, "returns", ReturnsPolicy(self.returns))
+            except ValueError:
+                raise DataError(f"returns policy {self.returns!r}: expected one of "
+                                f"{', '.join(p.value for p in ReturnsPolicy)}") from None
 
 
 @dataclass(frozen=True)
@@ -57,9 +65,11 @@ def compute_rfm(
     paths: Sequence[str | os.PathLike[str]],
     source_options: SourceOptions | None = None,
     options: RfmOptions | None = None,
+    *,
+    memory_limit: str | None = None,
 ) -> RfmResult:
     """Transactions at `paths` (CSV, Excel, Parquet) to the RFM table, in one DuckDB query."""
-    con = connect()
+    con = connect(memory_limit)
     try:
         source = load_source(con, paths, source_options)
         return rfm_from_view(con, source, options)
@@ -72,6 +82,8 @@ def write_rfm_csv(
     out: str,
     source_options: SourceOptions | None = None,
     options: RfmOptions | None = None,
+    *,
+    memory_limit: str | None = None,
 ) -> int:
     """The RFM table straight from DuckDB to a CSV file (`-`: standard output); returns the rows written.
 
@@ -79,7 +91,7 @@ def write_rfm_csv(
     `rfm table` on large logs.
     """
     options = options or RfmOptions()
-    con = connect()
+    con = connect(memory_limit)
     target = "/dev/stdout" if out == "-" else out
     try:
         source = load_source(con, paths, source_options)

@@ -5,6 +5,15 @@ Never imports streamlit or a web framework, and importing it does not import sci
 1.4 s): loading a saved model and scoring do not need it, training imports it when it runs.
 """
 
+from rfm.model.metadata import (
+    Centroid,
+    ClusterInfo,
+    ModelMetadata,
+    ModelMetrics,
+    PredictorBlock,
+    RowCounts,
+    VersionSummary,
+)
 from rfm.model.naming import FOUR_NAMES, NOT_SEGMENTED, NOT_SEGMENTED_NAME
 from rfm.model.pipeline import FEATURES, TrainingData, build_pipeline, training_data
 from rfm.model.profiles import RevenueConcentration, revenue_concentration, segment_profiles
@@ -18,13 +27,20 @@ __all__ = [
     "FOUR_NAMES",
     "NOT_SEGMENTED",
     "NOT_SEGMENTED_NAME",
+    "Centroid",
     "Cluster",
+    "ClusterInfo",
     "KMetrics",
+    "ModelMetadata",
+    "ModelMetrics",
     "ModelStore",
+    "PredictorBlock",
     "RevenueConcentration",
+    "RowCounts",
     "SegmentModel",
     "SweepResult",
     "TrainingData",
+    "VersionSummary",
     "build_pipeline",
     "load_model_dir",
     "revenue_concentration",

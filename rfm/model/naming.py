@@ -1,7 +1,7 @@
 """Default business names for clusters, from their centroids in original units.
 
 k=4 gets the names marketers know (Champions, Loyal Customers, At-Risk, Hibernating). Other k are
-named from the cell of the classic R x F grid (rfm.data.segments) their centroid falls in, with the
+named from the cell of the classic R x F grid (rfm.segments) their centroid falls in, with the
 scores computed against the training customers exactly as the RFM query scores customers, and made
 unique within the model (clusters in the same cell are told apart by spend).
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rfm.data.segments import segment_of
 from rfm.errors import ModelError
+from rfm.segments import segment_of
 
 FOUR_NAMES: tuple[str, ...] = ("Champions", "Loyal Customers", "At-Risk", "Hibernating")
 MAX_NAME_LENGTH = 60

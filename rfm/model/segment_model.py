@@ -13,7 +13,6 @@ scikit-learn. This module does not either.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,14 +22,13 @@ import numpy as np
 import pandas as pd
 
 from rfm.errors import DataError, ModelError
+from rfm.model.metadata import ModelMetadata, PredictorBlock
 from rfm.model.naming import NOT_SEGMENTED, NOT_SEGMENTED_NAME, check_name
 from rfm.model.pipeline import FEATURES
 from rfm.model.predictor import Predictor
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
-
-PREDICTOR_KEY = "predictor"  # metadata.json's block of predictor arrays
 
 
 class LazyPipeline:
@@ -86,24 +84,27 @@ class SegmentModel:
     `NOT_SEGMENTED_NAME`, as they were kept out of training.
     """
 
-    def __init__(self, pipeline: Pipeline | LazyPipeline, metadata: Mapping[str, Any], *,
+    def __init__(self, pipeline: Pipeline | LazyPipeline, metadata: ModelMetadata, *,
                  predictor: Predictor | None = None) -> None:
         """`pipeline` is fitted (training, or a model saved without a predictor block), or a
-        LazyPipeline given with the `predictor` read from metadata.json (nothing is unpickled then)."""
+        LazyPipeline given with the `predictor` read from metadata.json (nothing is unpickled then).
+        The metadata's predictor block is set to the predictor's arrays."""
         self._pipeline = pipeline if isinstance(pipeline, LazyPipeline) else LazyPipeline.of(pipeline)
         self._predictor = predictor if predictor is not None else Predictor.from_pipeline(self._pipeline.get())
-        self._metadata = copy.deepcopy(dict(metadata))
-        self._metadata[PREDICTOR_KEY] = self._predictor.as_metadata()
+        self._metadata = metadata.model_copy(update={"predictor": PredictorBlock.of(self._predictor)})
         self._clusters = [
-            Cluster(int(c["id"]), str(c["name"]), {f: float(c["centroid"][f]) for f in FEATURES})
-            for c in self._metadata.get("clusters", [])
+            Cluster(c.id, c.name, {f: float(getattr(c.centroid, f)) for f in FEATURES})
+            for c in self._metadata.clusters
         ]
         self._names = {c.id: c.name for c in self._clusters}
-        if sorted(self._names) != list(range(self._predictor.k)):
+        ids = sorted(c.id for c in self._clusters)
+        if ids != list(range(self._predictor.k)):
             raise ModelError(
-                f"model metadata lists clusters {sorted(self._names)} but the model has "
-                f"{self._predictor.k} centres"
+                f"model metadata lists clusters {ids} but the model has {self._predictor.k} centres"
             )
+        if self._metadata.k != self._predictor.k:
+            raise ModelError(f"model metadata records k={self._metadata.k} but the model has "
+                             f"{self._predictor.k} centres")
 
     @property
     def pipeline(self) -> Pipeline:
@@ -112,14 +113,14 @@ class SegmentModel:
 
     # --- what a model is ------------------------------------------------------------------------
     @property
-    def metadata(self) -> dict[str, Any]:
-        """A copy of metadata.json's content (edit through ModelStore, not here)."""
-        return copy.deepcopy(self._metadata)
+    def metadata(self) -> ModelMetadata:
+        """metadata.json's content, typed and immutable (rename through ModelStore, not here)."""
+        return self._metadata
 
     @property
     def version(self) -> str | None:
         """The version directory name, or None for a model not saved yet."""
-        return self._metadata.get("version")
+        return self._metadata.version
 
     @property
     def k(self) -> int:
@@ -156,17 +157,29 @@ class SegmentModel:
         raise ModelError(f"model {self.version or '(unsaved)'} has no segment {name!r} (segments: {known})")
 
     def renamed(self, cluster_id: int, name: str) -> SegmentModel:
-        """A copy with one cluster renamed (names are checked: non-empty, unique)."""
-        self.segment_name(cluster_id)
-        if int(cluster_id) == NOT_SEGMENTED:
-            raise ModelError(f"{NOT_SEGMENTED_NAME!r} is not a cluster and cannot be renamed")
-        others = [n for i, n in self._names.items() if i != int(cluster_id)]
-        new_name = check_name(name, others)
-        metadata = self.metadata
-        for cluster in metadata["clusters"]:
-            if int(cluster["id"]) == int(cluster_id):
-                cluster["name"] = new_name
-        return SegmentModel(self._pipeline, metadata, predictor=self._predictor)  # shares the (lazy) pipeline
+        """A copy with one cluster renamed (see `renamed_many`)."""
+        return self.renamed_many({cluster_id: name})
+
+    def renamed_many(self, changes: Mapping[int, str]) -> SegmentModel:
+        """A copy with several clusters renamed at once (cluster id -> new name).
+
+        The names are checked together against the final set: each non-empty, one line, not too
+        long, not the reserved NOT_SEGMENTED_NAME, and all unique (case-insensitive), so clusters
+        may swap names ({0: "B", 1: "A"}). An unknown id, NOT_SEGMENTED or a bad name raises
+        ModelError and nothing is renamed. The copy shares this model's (lazy) pipeline."""
+        wanted: dict[int, str] = {}
+        for cluster_id, name in changes.items():
+            self.segment_name(cluster_id)  # an unknown id: one-line error listing the valid ones
+            if int(cluster_id) == NOT_SEGMENTED:
+                raise ModelError(f"{NOT_SEGMENTED_NAME!r} is not a cluster and cannot be renamed")
+            if int(cluster_id) in wanted:
+                raise ModelError(f"cluster {int(cluster_id)} is renamed twice in one change")
+            wanted[int(cluster_id)] = check_name(name, [])
+        final = {**self._names, **wanted}
+        for cluster_id, name in wanted.items():
+            check_name(name, [n for i, n in final.items() if i != cluster_id])  # unique in the final set
+        metadata = self._metadata.with_cluster_names(wanted)
+        return SegmentModel(self._pipeline, metadata, predictor=self._predictor)
 
     # --- scoring --------------------------------------------------------------------------------
     def predict(self, X: np.ndarray | pd.DataFrame | Any) -> np.ndarray:

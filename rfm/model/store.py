@@ -8,7 +8,7 @@ block, but does not unpickle: the model scores from the block (see rfm.model.seg
 model.joblib is unpickled only when its pipeline is first used, from bytes hashed again at that
 moment (a file changed since is refused rather than executed) and checked to hold exactly the
 block's arrays. Models saved before predictor blocks are unpickled at load, as they always were;
-rewriting their metadata (`rename_cluster`) adds the block. `promote` and `package` unpickle and
+rewriting their metadata (`rename_clusters`) adds the block. `promote` and `package` unpickle and
 check at once: what they vouch for is the whole model. scikit-learn and joblib are imported only
 when something is unpickled or saved.
 """
@@ -24,15 +24,16 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rfm.errors import ModelError
+from rfm.model.metadata import ModelMetadata, VersionSummary
 from rfm.model.predictor import Predictor
-from rfm.model.segment_model import PREDICTOR_KEY, LazyPipeline, SegmentModel
+from rfm.model.segment_model import LazyPipeline, SegmentModel
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -62,40 +63,30 @@ def load_model_dir(path: str | os.PathLike[str]) -> SegmentModel:
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
         raise ModelError(f"{model_path}: missing (a model directory holds {MODEL_FILE} and {METADATA_FILE})")
-    _check_sha256(model_path, sha256_file(model_path), metadata.get("sha256"))
-    predictor = _read_predictor(directory, metadata)
-    if predictor is None:  # saved before predictor blocks: the arrays come from the pipeline
-        return _segment_model(directory, _unpickle(model_path, metadata["sha256"]), metadata)
-    load = functools.partial(_unpickle_matching, model_path, metadata["sha256"], predictor)
+    sha256 = _check_sha256(model_path, sha256_file(model_path), metadata.sha256)
+    if metadata.predictor is None:  # saved before predictor blocks: the arrays come from the pipeline
+        return _segment_model(directory, _unpickle(model_path, sha256), metadata)
+    predictor = metadata.predictor.to_predictor()  # checked when metadata.json was read
+    load = functools.partial(_unpickle_matching, model_path, sha256, predictor)
     return _segment_model(directory, LazyPipeline(load), metadata, predictor)
 
 
-def _read_predictor(directory: str | os.PathLike[str], metadata: dict[str, Any]) -> Predictor | None:
-    """metadata.json's predictor block, checked (shapes, finite, scale > 0); None when it has none."""
-    if PREDICTOR_KEY not in metadata:
-        return None
-    try:
-        return Predictor.from_metadata(metadata[PREDICTOR_KEY])
-    except ValueError as exc:
-        raise ModelError(f"{Path(directory) / METADATA_FILE}: malformed predictor block ({exc})") from None
-
-
-def _segment_model(directory: Path, pipeline: Pipeline | LazyPipeline, metadata: dict[str, Any],
+def _segment_model(directory: Path, pipeline: Pipeline | LazyPipeline, metadata: ModelMetadata,
                    predictor: Predictor | None = None) -> SegmentModel:
     try:
         return SegmentModel(pipeline, metadata, predictor=predictor)
     except ModelError as exc:  # e.g. the cluster list and the centres disagree
         raise ModelError(f"{directory / METADATA_FILE}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{directory / METADATA_FILE}: malformed cluster list ({exc})") from exc
 
 
-def _check_sha256(model_path: Path, actual: str, expected: Any) -> None:
-    if not isinstance(expected, str) or actual != expected:
+def _check_sha256(model_path: Path, actual: str, expected: str | None) -> str:
+    """The recorded sha256, when `actual` is it (else a one-line refusal)."""
+    if expected is None or actual != expected:
         raise ModelError(
             f"{model_path}: sha256 {actual[:12]}... does not match metadata.json "
             f"({str(expected)[:12]}...): the file was modified or corrupted; refusing to load it"
         )
+    return expected
 
 
 def _unpickle(model_path: Path, sha256: str) -> Pipeline:
@@ -130,17 +121,16 @@ def _unpickle_matching(model_path: Path, sha256: str, predictor: Predictor) -> P
     return pipeline
 
 
-def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
+def read_metadata(directory: str | os.PathLike[str]) -> ModelMetadata:
+    """The metadata.json of a model directory, validated (one-line ModelError naming the file and field)."""
     path = Path(directory) / METADATA_FILE
     try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{path}: missing (not a model directory?)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path}: unreadable or not valid JSON ({exc})") from None
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("clusters"), list):
-        raise ModelError(f"{path}: not a model's metadata (no cluster list)")
-    return metadata
+    return ModelMetadata.from_json_dict(data, where=path)
 
 
 class ModelStore:
@@ -199,25 +189,18 @@ class ModelStore:
         _ = model.pipeline
         return model
 
-    def summaries(self) -> list[dict[str, Any]]:
-        """One dict a version (from metadata.json, without unpickling): for listings."""
+    def summaries(self) -> list[VersionSummary]:
+        """One summary a version, oldest first (from metadata.json, without unpickling): for listings.
+        A version whose metadata cannot be read is listed with `error` set."""
         current = self.current_version()
         out = []
         for version in self.list_versions():
             try:
                 meta = read_metadata(self.root / version)
             except ModelError as exc:
-                out.append({"version": version, "current": version == current, "error": str(exc)})
+                out.append(VersionSummary(version=version, current=version == current, error=str(exc)))
                 continue
-            out.append({
-                "version": version,
-                "current": version == current,
-                "created": meta.get("created"),
-                "k": meta.get("k"),
-                "snapshot": meta.get("snapshot"),
-                "customers": (meta.get("rows") or {}).get("trained_customers"),
-                "segments": [c.get("name") for c in meta["clusters"]],
-            })
+            out.append(VersionSummary.of(meta, version=version, current=version == current))
         return out
 
     # --- writing --------------------------------------------------------------------------------
@@ -234,16 +217,15 @@ class ModelStore:
             tmp.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
             joblib.dump(model.pipeline, tmp / MODEL_FILE)
             _fsync(tmp / MODEL_FILE)
-            metadata = model.metadata
-            metadata["sha256"] = sha256_file(tmp / MODEL_FILE)
+            sha256 = sha256_file(tmp / MODEL_FILE)
             for attempt in range(1, 100):
                 name = base if attempt == 1 else f"{base}-{attempt}"
                 if (self.root / name).exists():
                     if version is not None:
                         raise ModelError(f"model version {version!r} already exists in {self.root}")
                     continue
-                metadata["version"] = name
-                _write_json(tmp / METADATA_FILE, metadata)
+                metadata = model.metadata.model_copy(update={"version": name, "sha256": sha256})
+                _write_json(tmp / METADATA_FILE, metadata.to_json_dict())
                 try:
                     os.rename(tmp, self.root / name)
                 except OSError:  # created concurrently: try the next name
@@ -264,10 +246,16 @@ class ModelStore:
         _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode())
 
     def rename_cluster(self, version: str, cluster_id: int, name: str) -> SegmentModel:
-        """Give a cluster of a saved version a new business name (metadata.json rewritten atomically;
-        a model saved before predictor blocks gains one)."""
-        model = self.load(version).renamed(cluster_id, name)
-        _write_json(self.path(version) / METADATA_FILE, model.metadata)
+        """Give one cluster of a saved version a new business name (see `rename_clusters`)."""
+        return self.rename_clusters(version, {cluster_id: name})
+
+    def rename_clusters(self, version: str, changes: Mapping[int, str]) -> SegmentModel:
+        """Rename clusters of a saved version (cluster id -> new name) in ONE atomic rewrite of
+        metadata.json. The names are checked together first (`SegmentModel.renamed_many`: unique in
+        the final set, so swaps work), so a bad one changes nothing on disk. model.joblib is not
+        touched (its hash stays valid); a model saved before predictor blocks gains one."""
+        model = self.load(version).renamed_many(changes)
+        _write_json(self.path(version) / METADATA_FILE, model.metadata.to_json_dict())
         return model
 
     def package(self, version: str, out: str | os.PathLike[str]) -> Path:
@@ -279,7 +267,7 @@ class ModelStore:
         with _atomic_file(out_path) as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
             for name in (MODEL_FILE, METADATA_FILE):
                 tar.add(directory / name, arcname=name, filter=_normalise_member)
-        if sha256_file(directory / MODEL_FILE) != model.metadata["sha256"]:
+        if sha256_file(directory / MODEL_FILE) != model.metadata.sha256:
             out_path.unlink(missing_ok=True)
             raise ModelError(f"{directory / MODEL_FILE} changed while it was being packaged")
         return out_path

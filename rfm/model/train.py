@@ -15,6 +15,15 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 import rfm
+from rfm.model.metadata import (
+    METADATA_FORMAT,
+    Centroid,
+    ClusterInfo,
+    KMeansConfig,
+    ModelMetadata,
+    ModelMetrics,
+    RowCounts,
+)
 from rfm.model.naming import default_names, value_order
 from rfm.model.pipeline import (
     DEFAULT_SEED,
@@ -39,8 +48,6 @@ from rfm.model.sweep import (
 if TYPE_CHECKING:
     from rfm.data.table import RfmResult
 
-METADATA_FORMAT = 1
-
 
 def train_model(
     rfm_table: pd.DataFrame | RfmResult,
@@ -49,12 +56,15 @@ def train_model(
     seed: int = DEFAULT_SEED,
     rfm_result: RfmResult | None = None,
     sweep_result: SweepResult | None = None,
+    data_label: str | None = None,
 ) -> SegmentModel:
     """Fit log1p -> StandardScaler -> KMeans(k) on the customers with positive monetary.
 
     Deterministic for the same table, k and seed. Pass the `RfmResult` (or give it as the table) so the
     metadata records the snapshot date, returns policy and data fingerprint; pass a `SweepResult` to
-    keep the sweep's metrics with the model. The model is not saved: see `ModelStore.save`.
+    keep the sweep's metrics with the model; `data_label` says what the data was ("demo data",
+    "online_retail.parquet", "athena:db.table") and is recorded as is. The model is not saved: see
+    `ModelStore.save`.
     """
     from rfm.data.table import RfmResult
 
@@ -72,35 +82,41 @@ def train_model(
     names = default_names(centroids, data.X, value_rank=range(k))
     counts = np.bincount(labels, minlength=k)
     clusters = [
-        {
-            "id": i,
-            "name": names[i],
-            "default_name": names[i],
-            "centroid": {f: round(float(v), 4) for f, v in zip(FEATURES, centroids[i], strict=True)},
-            "customers": int(counts[i]),
-        }
+        ClusterInfo(
+            id=i,
+            name=names[i],
+            default_name=names[i],
+            centroid=Centroid(**{f: round(float(v), 4) for f, v in zip(FEATURES, centroids[i], strict=True)}),
+            customers=int(counts[i]),
+        )
         for i in range(k)
     ]
-    metadata: dict[str, Any] = {
-        "format": METADATA_FORMAT,
-        "version": None,
-        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "k": k,
-        "seed": seed,
-        "features": list(FEATURES),
-        "transform": TRANSFORM,
-        "pipeline": {name: type(step).__name__ for name, step in pipeline.steps},
-        "kmeans": {"n_init": TRAIN_N_INIT, "init": "k-means++", "algorithm": "lloyd"},
-        "snapshot": rfm_result.snapshot.isoformat() if rfm_result else None,
-        "returns_policy": rfm_result.options.returns if rfm_result else None,
-        "data_fingerprint": rfm_result.fingerprint if rfm_result else None,
-        "rows": data.summary(),
-        "metrics": metrics,
-        "sweep": sweep_result.as_dict() if sweep_result else None,
-        "clusters": clusters,
-        "libraries": _libraries(),
-        "sha256": None,
-    }
+    metadata = ModelMetadata(
+        format=METADATA_FORMAT,
+        version=None,
+        created=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        k=int(k),
+        seed=int(seed),
+        features=list(FEATURES),
+        transform=TRANSFORM,
+        pipeline={name: type(step).__name__ for name, step in pipeline.steps},
+        kmeans=KMeansConfig(n_init=TRAIN_N_INIT, init="k-means++", algorithm="lloyd"),
+        snapshot=rfm_result.snapshot if rfm_result else None,
+        returns_policy=str(rfm_result.options.returns) if rfm_result else None,  # a StrEnum: its value
+        data_fingerprint=rfm_result.fingerprint if rfm_result else None,
+        data_label=data_label,
+        rows=RowCounts(
+            customers=int(data.customers),
+            trained_customers=data.trained_customers,
+            excluded_customers=int(data.excluded_customers),
+            excluded_revenue=round(float(data.excluded_revenue), 2),
+        ),
+        metrics=metrics,
+        sweep=sweep_result.as_dict() if sweep_result else None,
+        clusters=clusters,
+        libraries=_libraries(),
+        sha256=None,
+    )
     return SegmentModel(pipeline, metadata)
 
 
@@ -129,12 +145,18 @@ def _order_by_value(pipeline: Any) -> None:
     kmeans.labels_ = new_id[kmeans.labels_].astype(kmeans.labels_.dtype)
 
 
-def _model_metrics(pipeline: Any, X: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, Any]:
+def _model_metrics(pipeline: Any, X: np.ndarray, labels: np.ndarray, seed: int) -> ModelMetrics:
     """The trained model's own metrics, computed like the sweep's."""
     Z = pipeline[:-1].transform(X)
     k = int(labels.max()) + 1
     sample = silhouette_indices(len(Z), SILHOUETTE_SAMPLE, seed)
     silhouette = silhouettes_from_sample(Z[sample], {k: labels[sample]})[k]
-    metrics = cluster_metrics(Z, k, labels, silhouette).as_dict()
-    del metrics["k"]
-    return {**metrics, "silhouette_sample": len(sample)}
+    metrics = cluster_metrics(Z, k, labels, silhouette)
+    return ModelMetrics(
+        inertia=float(metrics.inertia),
+        silhouette=float(metrics.silhouette),
+        silhouette_sample=len(sample),
+        davies_bouldin=float(metrics.davies_bouldin),
+        calinski_harabasz=float(metrics.calinski_harabasz),
+        smallest_cluster_share=float(metrics.smallest_cluster_share),
+    )

@@ -71,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging()
     try:
-        settings = ServerSettings.from_env(model_dir=args.model_dir, host=args.host, port=args.port,
-                                           workers=args.workers)
+        from rfm.config import load_settings
+
+        settings = ServerSettings.from_settings(load_settings(), model_dir=args.model_dir, host=args.host,
+                                                port=args.port, workers=args.workers)
     except RfmError as exc:
         log.error("refusing to start: %s", exc)
         return 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import anyio.to_thread
@@ -26,7 +25,7 @@ from rfm.model import NOT_SEGMENTED, NOT_SEGMENTED_NAME, SegmentModel, load_mode
 from rfm.model.pipeline import FEATURES
 from rfm.server import codecs
 from rfm.server.schemas import COMPONENTS
-from rfm.server.settings import MODEL_DIR_ENV, ServerSettings
+from rfm.server.settings import ServerSettings
 
 log = logging.getLogger("rfm.server")
 
@@ -187,7 +186,10 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn worker processes (workers > 1): the model directory `serve` verified,
-    passed through the environment, loaded (and verified again) in each worker."""
-    settings = ServerSettings.from_env()
-    model_dir = os.environ.get(MODEL_DIR_ENV) or settings.model_dir
-    return create_app(load_model_dir(model_dir), settings)
+    passed through the environment (RFM_SERVER_MODEL_DIR, Settings.server_worker_model_dir), loaded
+    (and verified again) in each worker."""
+    from rfm.config import load_settings
+
+    config = load_settings()
+    settings = ServerSettings.from_settings(config)
+    return create_app(load_model_dir(config.server_worker_model_dir or settings.model_dir), settings)

@@ -1,4 +1,5 @@
-"""The dashboard's pure layer (rfm.dashboard.views, rfm.dashboard.charts), checked against direct computations."""
+"""The dashboard's pure layer (rfm.dashboard.views, rfm.dashboard.charts) and what the pages show from
+rfm.service (insights, segmentation), checked against direct computations."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rfm.dashboard import charts
-from rfm.dashboard import views as dd
+from rfm.dashboard import charts, views
 from rfm.errors import ModelError
 from rfm.model import ModelStore, revenue_concentration, train_model
+from rfm.service import datasets, insights, models, segmentation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,16 +22,8 @@ def model(demo_table: pd.DataFrame):  # type: ignore[no-untyped-def]
     return train_model(demo_table, 4)
 
 
-def test_only_the_dashboard_package_imports_streamlit() -> None:
-    for path in (REPO / "rfm").rglob("*.py"):
-        if "dashboard" not in path.relative_to(REPO / "rfm").parts:
-            assert "import streamlit" not in path.read_text(), path
-
-
-def test_load_files_adds_country_and_date_range(demo_parquet: Path, demo_table: pd.DataFrame) -> None:
-    from rfm.data.table import RfmOptions
-
-    dataset = dd.load_files([str(demo_parquet)], None, RfmOptions())
+def test_load_dataset_adds_country_and_date_range(demo_parquet: Path, demo_table: pd.DataFrame) -> None:
+    dataset = datasets.load_dataset(datasets.file_request([demo_parquet]))
     pd.testing.assert_frame_equal(dataset.customers.drop(columns="country"), demo_table)
     raw = pd.read_parquet(demo_parquet)
     known = raw.dropna(subset=["CustomerID"])
@@ -45,7 +38,7 @@ def test_load_files_adds_country_and_date_range(demo_parquet: Path, demo_table: 
 
 
 def test_heatmap_data_matches_pandas(demo_table: pd.DataFrame) -> None:
-    mean, count = dd.rf_heatmap_data(demo_table)
+    mean, count = insights.rf_heatmap_data(demo_table)
     for r in range(1, 6):
         for f in range(1, 6):
             cell = demo_table[(demo_table["r_score"] == r) & (demo_table["f_score"] == f)]
@@ -55,42 +48,50 @@ def test_heatmap_data_matches_pandas(demo_table: pd.DataFrame) -> None:
     assert count.to_numpy().sum() == len(demo_table)
 
 
-def test_filter_and_export(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
-    assigned = model.assign(demo_table)
+def test_filter_and_export(demo_parquet: Path, model) -> None:  # type: ignore[no-untyped-def]
+    dataset = datasets.load_dataset(datasets.file_request([demo_parquet]))
+    applied = segmentation.apply(dataset, model)
+    assigned = applied.assigned
     name = model.segment_name(2)
-    rows = dd.export_frame(dd.filter_customers(assigned, [name], min_monetary=100))
+    rows = segmentation.export_frame(applied, segmentation.ExportFilter(segments=(name.upper(),), min_monetary=100))
     expected = assigned[(assigned["segment"] == name) & (assigned["monetary"] >= 100)]
     assert set(rows["customer_id"]) == set(expected["customer_id"]) and len(rows) == len(expected)
     assert rows["monetary"].is_monotonic_decreasing
-    back = pd.read_csv(__import__("io").BytesIO(dd.to_csv_bytes(rows)), dtype={"customer_id": str})
+    assert list(rows.columns) == list(segmentation.EXPORT_COLUMNS)
+    assert set(rows["snapshot_date"]) == {dataset.snapshot.isoformat()} and set(rows["model_version"]) == {"(unsaved)"}
+    back = pd.read_csv(__import__("io").BytesIO(segmentation.export_csv(rows)), dtype={"customer_id": str})
     assert list(back["customer_id"]) == list(rows["customer_id"])
-    assert len(dd.filter_customers(assigned)) == len(assigned)
+    assert len(segmentation.filter_customers(applied, segmentation.ExportFilter())) == len(assigned)
+    with pytest.raises(ModelError, match="no segment 'nope'"):
+        segmentation.export_frame(applied, segmentation.ExportFilter(segments=("nope",)))
 
 
 def test_renames_and_swaps(model) -> None:  # type: ignore[no-untyped-def]
-    original = dd.naming_table(model)
+    original = views.naming_table(model)
     edited = original.copy()
     edited.loc[0, "name"], edited.loc[1, "name"] = original.loc[1, "name"], original.loc[0, "name"]
     edited.loc[2, "name"] = "  Big   Spenders "
-    changes = dd.renames(original, edited)
+    changes = views.renames(original, edited)
     assert changes == {0: original.loc[1, "name"], 1: original.loc[0, "name"], 2: "  Big   Spenders "}
-    renamed = dd.apply_renames(model, changes)
+    renamed = model.renamed_many(changes)
     assert [renamed.segment_name(i) for i in range(3)] == [original.loc[1, "name"], original.loc[0, "name"],
                                                             "Big Spenders"]
     edited.loc[3, "name"] = "big spenders"
     with pytest.raises(ModelError):
-        dd.apply_renames(model, dd.renames(original, edited))
+        model.renamed_many(views.renames(original, edited))
 
 
-def test_save_renames_is_all_or_nothing(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
+def test_service_rename_is_all_or_nothing_and_takes_names_or_ids(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
     store = ModelStore(tmp_path)
     version = store.save(model)
     names = [c.name for c in model.clusters]
+    before = (tmp_path / version / "metadata.json").read_bytes()
     with pytest.raises(ModelError):
-        dd.save_renames(store, version, {0: "New", 1: "new"})
-    assert [c.name for c in store.load(version).clusters] == names
-    dd.save_renames(store, version, {0: names[1], 1: names[0]})
+        models.rename(store, version, {0: "New", 1: "new"})
+    assert (tmp_path / version / "metadata.json").read_bytes() == before
+    models.rename(store, version, {names[0].lower(): names[1], "1": names[0]})
     assert [c.name for c in store.load(version).clusters][:2] == [names[1], names[0]]
+    assert not list(tmp_path.glob(".tmp-*")) and "__renaming" not in (tmp_path / version / "metadata.json").read_text()
 
 
 def test_colors_follow_cluster_ids_through_renames(model) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +115,7 @@ def test_pareto_marks_the_top20_share(demo_table: pd.DataFrame) -> None:
 
 
 def test_segment_share_chart_has_both_shares_per_segment(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
-    summary = dd.segment_summary(model.assign(demo_table), model)
+    summary = segmentation.segment_summary(model.assign(demo_table), model)
     chart = charts.segment_share_chart(summary, charts.segment_colors(model))
     data = chart.data  # the layers share one data set
     assert len(data) == 2 * len(summary)
@@ -131,43 +132,43 @@ def test_customer_position_nearest_is_the_predicted_cluster(demo_table: pd.DataF
     for row in demo_table.sample(40, random_state=1).itertuples():
         if row.monetary <= 0:
             continue
-        position = dd.customer_position(model, row.recency, row.frequency, row.monetary)
+        position = insights.customer_position(model, row.recency, row.frequency, row.monetary)
         assert position.iloc[0]["cluster"] == model.predict([row.recency, row.frequency, row.monetary])[0]
 
 
 def test_mapping_guess_and_check(tmp_path: Path) -> None:
     log = tmp_path / "x.csv"
     pd.DataFrame({"Kunde": ["a"], "Datum": ["2011-01-01"], "Betrag": [3.0], "Qty": [1]}).to_csv(log, index=False)
-    check = dd.check_mapping(str(log))
+    check = datasets.check_mapping(str(log))
     assert check.needs_mapping and "no column for" in str(check.error) and "x.csv" in str(check.error)
     assert check.guess["quantity"] == "Qty" and check.guess["customer_id"] is None
-    ok = dd.check_mapping(str(log), {"customer_id": "Kunde", "invoice_date": "Datum", "amount": "Betrag"})
+    ok = datasets.check_mapping(str(log), {"customer_id": "Kunde", "invoice_date": "Datum", "amount": "Betrag"})
     assert not ok.needs_mapping
-    assert dd.mapping_from_choices({"customer_id": "Kunde", "country": None}) == {"customer_id": "Kunde"}
+    assert datasets.mapping_from_choices({"customer_id": "Kunde", "country": None}) == {"customer_id": "Kunde"}
 
 
 def test_save_upload_is_content_addressed(tmp_path: Path) -> None:
-    a = dd.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
-    b = dd.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
-    c = dd.save_upload("evil name.csv", b"x,y\n1,3\n", tmp_path)
+    a = datasets.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
+    b = datasets.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
+    c = datasets.save_upload("evil name.csv", b"x,y\n1,3\n", tmp_path)
     assert a == b != c and a.parent == tmp_path and a.name.endswith("evil_name.csv")
 
 
 def test_segment_description() -> None:
-    assert dd.segment_description("Champions") == dd.MODEL_SEGMENT_DESCRIPTIONS["champions"]
-    assert "reactivate" in dd.segment_description("About To Sleep (High Spend)")
-    text = dd.segment_description("Whatever", {"recency": 10, "frequency": 2.5, "monetary": 1234})
+    assert insights.segment_description("Champions") == insights.MODEL_SEGMENT_DESCRIPTIONS["champions"]
+    assert "reactivate" in insights.segment_description("About To Sleep (High Spend)")
+    text = insights.segment_description("Whatever", {"recency": 10, "frequency": 2.5, "monetary": 1234})
     assert "10 days" in text and "1,234" in text
 
 
 def test_period_label_reads_in_days_then_months() -> None:
-    assert dd.period_label(date(2011, 6, 1), date(2011, 6, 1)) == "1 day"
-    assert dd.period_label(date(2011, 6, 1), date(2011, 6, 30)) == "30 days"
-    assert dd.period_label(date(2010, 12, 1), date(2011, 12, 9)) == "12 months"
+    assert insights.period_label(date(2011, 6, 1), date(2011, 6, 1)) == "1 day"
+    assert insights.period_label(date(2011, 6, 1), date(2011, 6, 30)) == "30 days"
+    assert insights.period_label(date(2010, 12, 1), date(2011, 12, 9)) == "12 months"
 
 
 def test_heatmap_chart_labels_every_cell(demo_table: pd.DataFrame) -> None:
-    mean, counts = dd.rf_heatmap_data(demo_table)
+    mean, counts = insights.rf_heatmap_data(demo_table)
     spec = charts.vega_lite_spec(charts.rf_heatmap(mean, counts))
     cells = next(iter(spec["datasets"].values()))
     assert len(cells) == 25

@@ -1,0 +1,311 @@
+"""From a source (files or an Athena table) and its options to a `Dataset`: the one way every face
+gets an RFM table.
+
+Files are read on one embedded DuckDB connection: the log is cleaned once into a temporary table,
+then the RFM statement, each customer's country and the date range read that table. Athena runs the
+same RFM statement next to the data (only the per-customer table comes back). The dataset carries
+what a model must be checked against: its content fingerprint, snapshot and returns policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rfm.data import columns as C
+from rfm.data.cleaning import CleaningReport, cleaning_report
+from rfm.data.engine import connect, quote_identifier
+from rfm.data.query import RFM_COLUMNS, ReturnsPolicy, cleaned_lines_sql, rfm_sql
+from rfm.data.sources import SourceOptions, expand_paths, fingerprint, load_source, read_head
+from rfm.data.table import RfmOptions, RfmResult, rfm_from_view
+from rfm.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is made: `rfm table` writes CSV without it
+    import pandas as pd
+
+    from rfm.cloud.athena import AthenaConfig
+
+DEMO_ROWS = 200_000
+DEMO_SEED = 7
+DEMO_LABEL = "demo data"
+UPLOAD_EXTENSIONS: tuple[str, ...] = ("csv", "gz", "tsv", "txt", "xlsx", "xls", "xlsm", "parquet", "pq")
+
+
+# --- what is asked for ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Local files: paths (files, globs or folders), how to read them, and what to call them."""
+
+    paths: tuple[str, ...]
+    read: SourceOptions = field(default_factory=SourceOptions)
+    label: str = ""
+
+    def describe(self) -> str:
+        return self.label or ", ".join(os.path.basename(p.rstrip("/")) or p for p in self.paths)
+
+
+@dataclass(frozen=True)
+class AthenaSource:
+    """An Athena table holding the cleaned log (written by `rfm ingest --to s3://...`)."""
+
+    config: AthenaConfig
+
+    def describe(self) -> str:
+        return self.config.describe()
+
+
+Source = FileSource | AthenaSource
+
+
+@dataclass(frozen=True)
+class DatasetRequest:
+    """A source and how RFM is computed from it: the snapshot (None: the day after the log ends) and
+    the returns policy."""
+
+    source: Source
+    snapshot: date | None = None
+    returns: ReturnsPolicy = ReturnsPolicy.NET
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "returns", RfmOptions(returns=self.returns).returns)
+
+    @property
+    def options(self) -> RfmOptions:
+        return RfmOptions(snapshot=self.snapshot, returns=self.returns)
+
+
+def file_request(paths: Sequence[str | os.PathLike[str]], read: SourceOptions | None = None, *,
+                 snapshot: date | None = None, returns: ReturnsPolicy | str = ReturnsPolicy.NET,
+                 label: str = "") -> DatasetRequest:
+    """A request for local files (the common case; paths are kept as given)."""
+    source = FileSource(tuple(os.fspath(p) for p in paths), read or SourceOptions(), label)
+    return DatasetRequest(source, snapshot, ReturnsPolicy(returns))
+
+
+# --- what comes back -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One customer a row (the RFM columns, plus `country` when the log has one) and its provenance.
+
+    `fingerprint` identifies the content (customers and their figures at this snapshot), not the
+    files' names or times, so a model can tell whether it is applied to the data it was trained on.
+    `cleaning` is the cleaning report of a file source (None for Athena, whose table was cleaned at
+    ingest, and when it was not asked for)."""
+
+    customers: pd.DataFrame
+    snapshot: date
+    options: RfmOptions
+    fingerprint: str
+    label: str
+    cleaning: CleaningReport | None = None
+    first_date: date | None = None
+    last_date: date | None = None
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The RFM table alone (the RFM columns, in order)."""
+        return self.customers[list(RFM_COLUMNS)]
+
+    @property
+    def returns(self) -> ReturnsPolicy:
+        return self.options.returns
+
+    @property
+    def has_country(self) -> bool:
+        return "country" in self.customers.columns and bool(self.customers["country"].notna().any())
+
+    def rfm_result(self) -> RfmResult:
+        """The RfmResult a model is trained on (its metadata records snapshot, policy, fingerprint)."""
+        return RfmResult(table=self.table, snapshot=self.snapshot, options=self.options, fingerprint=self.fingerprint)
+
+
+def content_fingerprint(table: pd.DataFrame) -> str:
+    """A short hash of the customers and their recency, frequency and monetary: equal for the same data
+    and snapshot wherever the files live or whenever they were written."""
+    import pandas as pd
+
+    hashed = pd.util.hash_pandas_object(table[["customer_id", "recency", "frequency", "monetary"]], index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def load_dataset(request: DatasetRequest, *, memory_limit: str | None = None,
+                 with_cleaning_report: bool = False) -> Dataset:
+    """The dataset a request names: files through the embedded DuckDB, or the Athena table.
+
+    Raises `RfmError` subclasses with one line (file, column, row, value) for bad input."""
+    if isinstance(request.source, AthenaSource):
+        return _load_athena(request.source, request.options)
+    return _load_files(request.source, request.options, memory_limit, with_cleaning_report)
+
+
+def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | None,
+                with_cleaning_report: bool) -> Dataset:
+    import pandas as pd
+
+    con = connect(memory_limit)
+    try:
+        loaded = load_source(con, source.paths, source.read)
+        report = cleaning_report(con, loaded.view) if with_cleaning_report else None
+        if not loaded.cleaned:  # clean once; the RFM statement and the per-customer extras read the result
+            con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(loaded.view))}")
+            loaded = replace(loaded, view="cleaned_lines", cleaned=True)
+        result = rfm_from_view(con, loaded, options)
+        extra = con.execute(
+            f"SELECT customer_id, mode(country) AS country, min(invoice_date) AS first_date, "
+            f"max(invoice_date) AS last_date FROM {quote_identifier(loaded.view)} "
+            "WHERE CAST(invoice_date AS DATE) < CAST(? AS DATE) GROUP BY customer_id",
+            [result.snapshot.isoformat()],
+        ).df()
+    finally:
+        con.close()
+    extra["customer_id"] = extra["customer_id"].astype(str)
+    customers = result.table.merge(extra[["customer_id", "country"]], on="customer_id", how="left")
+    if loaded.mapping.country is None:
+        customers = customers.drop(columns="country")
+    first = pd.Timestamp(extra["first_date"].min()).date() if len(extra) else None
+    last = pd.Timestamp(extra["last_date"].max()).date() if len(extra) else None
+    return Dataset(customers=customers, snapshot=result.snapshot, options=options,
+                   fingerprint=content_fingerprint(result.table), label=source.describe(), cleaning=report,
+                   first_date=first, last_date=last)
+
+
+def _load_athena(source: AthenaSource, options: RfmOptions) -> Dataset:
+    from rfm.cloud.athena import compute_rfm_athena
+
+    result = compute_rfm_athena(source.config, options)
+    return Dataset(customers=result.table, snapshot=result.snapshot, options=options,
+                   fingerprint=content_fingerprint(result.table), label=source.describe())
+
+
+def write_rfm_table(request: DatasetRequest, out: str, *, memory_limit: str | None = None) -> int:
+    """Write the RFM table as CSV (`-`: standard output); returns the customers written.
+
+    Files go straight from DuckDB to the CSV (no DataFrame on the way: the fast path on large logs);
+    Athena's table is written as it comes back."""
+    if isinstance(request.source, FileSource):
+        from rfm.data.table import write_rfm_csv
+
+        return write_rfm_csv(request.source.paths, out, request.source.read, request.options,
+                             memory_limit=memory_limit)
+    dataset = load_dataset(request)
+    write_csv(dataset.table, out)
+    return len(dataset.table)
+
+
+def rfm_statement(request: DatasetRequest) -> tuple[str, tuple[str, ...]]:
+    """The exact statement `load_dataset` runs for the RFM table, and its bound parameters.
+
+    For files it reads the canonical view the files are loaded into (`source_lines`)."""
+    if isinstance(request.source, AthenaSource):
+        from rfm.cloud.athena import athena_rfm_query
+
+        query = athena_rfm_query(request.source.config, request.options)
+        return query.sql, tuple(query.parameters)
+    con = connect()
+    try:
+        loaded = load_source(con, request.source.paths, request.source.read)
+    finally:
+        con.close()
+    sql = rfm_sql(quote_identifier(loaded.view), cleaned=loaded.cleaned, snapshot=request.snapshot,
+                  returns=request.returns)
+    return sql, ()
+
+
+def write_csv(frame: pd.DataFrame, out: str) -> None:
+    """A table as CSV in a file, or on standard output for `-`."""
+    import sys
+
+    if out == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return
+    try:
+        frame.to_csv(out, index=False)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from exc
+
+
+# --- helpers for the faces: cache keys, demo data, uploads, the column-mapping step ---------------
+
+
+def source_key(source: FileSource) -> str:
+    """A cheap key of files (paths, sizes, modification times, read options) for caching; raises
+    DataError for a path that does not exist."""
+    return fingerprint(expand_paths(source.paths), source.read)
+
+
+def ensure_demo(path: str | os.PathLike[str], rows: int = DEMO_ROWS, seed: int = DEMO_SEED) -> Path:
+    """The demo log at `path`, generated on first use (a fresh clone has no retailer data)."""
+    from rfm.data.demo import write_demo
+
+    out = Path(path)
+    if not out.is_file():
+        write_demo(out, rows=rows, seed=seed)
+    return out
+
+
+def save_upload(name: str, data: bytes, directory: str | os.PathLike[str]) -> Path:
+    """Keep an uploaded file under a content-hash name, so the same upload maps to the same path and
+    cache key and two different uploads never collide."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(name)).strip("._") or "upload.csv"
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    out = Path(directory) / f"{digest}-{safe}"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    return out
+
+
+@dataclass(frozen=True)
+class MappingCheck:
+    """Whether a file's headers are recognised; if not, what the user must map and a preview."""
+
+    columns: list[str]
+    head: pd.DataFrame
+    error: str | None
+    guess: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def needs_mapping(self) -> bool:
+        return self.error is not None
+
+
+def check_mapping(path: str, mapping: Mapping[str, str] | None = None, rows: int = 5) -> MappingCheck:
+    """Read the first rows of `path` and try to resolve its headers (with the user's mapping)."""
+    head = read_head(path, rows)
+    columns = [str(c) for c in head.columns]
+    guess = guess_mapping(columns)
+    try:
+        C.resolve_mapping(columns, mapping, where=os.path.basename(path))
+    except DataError as exc:
+        return MappingCheck(columns, head, str(exc), guess)
+    return MappingCheck(columns, head, None, guess)
+
+
+def guess_mapping(columns: Sequence[str]) -> dict[str, str | None]:
+    """The recognised header for each canonical column (None where nothing matched)."""
+    by_key = {C.normalise_header(c): c for c in reversed(list(columns))}
+    guess: dict[str, str | None] = {}
+    for canonical in C.CANONICAL_COLUMNS:
+        keys = (C.normalise_header(canonical), *C.KNOWN_HEADERS[canonical])
+        guess[canonical] = next((by_key[k] for k in keys if k in by_key), None)
+    return guess
+
+
+def mapping_from_choices(choices: Mapping[str, str | None]) -> dict[str, str]:
+    """The user's choices in a mapping form, without the empty ones."""
+    return {canonical: source for canonical, source in choices.items() if source}

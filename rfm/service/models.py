@@ -1,0 +1,101 @@
+"""Choosing k, training, naming, saving, promoting and listing model versions, for every face.
+
+Training takes a `Dataset`, so the model's metadata records what it was trained on (data label and
+fingerprint, snapshot, returns policy) and can be checked against the data it is later applied to
+(see rfm.service.segmentation). scikit-learn is imported when a sweep or a training runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from rfm.errors import ModelError
+from rfm.model import ModelStore, SegmentModel
+
+if TYPE_CHECKING:
+    from rfm.model.store import VersionSummary
+    from rfm.model.sweep import SweepResult
+    from rfm.service.datasets import Dataset
+
+DEFAULT_SEED = 42  # the same data, k and seed give the same model
+DEFAULT_K_RANGE = (2, 10)
+
+
+def sweep(dataset: Dataset, k_min: int = DEFAULT_K_RANGE[0], k_max: int = DEFAULT_K_RANGE[1], *,
+          seed: int = DEFAULT_SEED) -> SweepResult:
+    """Fit k = k_min..k_max on the dataset's customers and recommend one (see rfm.model.sweep)."""
+    from rfm.model import sweep as run_sweep
+
+    return run_sweep(dataset.table, k_min, k_max, seed=seed)
+
+
+def train(dataset: Dataset, k: int, *, seed: int = DEFAULT_SEED, sweep_result: SweepResult | None = None,
+          with_sweep: bool = True) -> SegmentModel:
+    """A k-segment model of the dataset, not saved yet (see `save`).
+
+    With `with_sweep` (and no `sweep_result` given) the k = 2..10 sweep is run too and kept in the
+    metadata, so the model records why k was chosen; it is skipped when there are too few customers."""
+    from rfm.model import train_model
+    from rfm.model.pipeline import training_data
+
+    if sweep_result is None and with_sweep:
+        trained = training_data(dataset.table).trained_customers
+        k_max = min(DEFAULT_K_RANGE[1], trained - 1)
+        if 2 <= k < trained and k_max >= 2:
+            sweep_result = sweep(dataset, 2, k_max, seed=seed)
+    return train_model(dataset.rfm_result(), k, seed=seed, sweep_result=sweep_result, data_label=dataset.label)
+
+
+def save(store: ModelStore, model: SegmentModel, *, promote: bool = False) -> str:
+    """Save a model as a new version (atomically), promoting it when asked; returns the version."""
+    version = store.save(model)
+    if promote:
+        store.promote(version)
+    return version
+
+
+def load(store: ModelStore, version: str | None = None) -> SegmentModel:
+    """A saved version (None: the promoted one), verified."""
+    return store.load(version)
+
+
+def resolve_cluster(model: SegmentModel, cluster: int | str) -> int:
+    """A cluster id from an id or a segment name (case-insensitive), as users type either."""
+    if isinstance(cluster, int):
+        model.segment_name(cluster)  # checks it exists
+        return cluster
+    text = str(cluster).strip()
+    try:
+        cluster_id = int(text)
+    except ValueError:
+        return model.cluster_id(text)
+    model.segment_name(cluster_id)
+    return cluster_id
+
+
+def rename(store: ModelStore, version: str, changes: Mapping[int | str, str]) -> SegmentModel:
+    """Rename clusters of a saved version (by id or current name) in ONE atomic write: every new name
+    is checked first (non-empty, unique, swaps allowed), so a bad one changes nothing."""
+    if not changes:
+        raise ModelError("no segment to rename")
+    model = store.load(version)
+    by_id = {resolve_cluster(model, cluster): name for cluster, name in changes.items()}
+    return store.rename_clusters(version, by_id)
+
+
+def promote(store: ModelStore, version: str) -> None:
+    """Make a version the promoted one (what the server and `rfm score` use); it is verified first."""
+    store.promote(version)
+
+
+def versions(store: ModelStore) -> list[VersionSummary]:
+    """Every saved version, oldest first, read without loading the models."""
+    return store.summaries()
+
+
+def default_version(store: ModelStore) -> str | None:
+    """The version a new session starts on: the promoted one, else the newest."""
+    names = store.list_versions()
+    current = store.current_version()
+    return current if current in names else (names[-1] if names else None)
