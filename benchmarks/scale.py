@@ -4,9 +4,10 @@
 
 e.g. `python benchmarks/scale.py 10000000 100000000`. For each size a demo log (rfm.data.demo, written in
 chunks, so generating it needs little memory) is written once to bench-data/demo-ROWS.parquet
-(git-ignored) and reused. The RFM table is then computed by `rfm.data.table.compute_rfm` in a child
-process, so that the peak memory reported is that run's alone (max RSS from wait4); DuckDB's memory
-limit is set with RFM_DUCKDB_MEMORY_LIMIT and it spills to disk beyond it.
+(git-ignored) and reused. The dataset (RFM table, each customer's country, the date range) is then loaded
+by `rfm.service.datasets.load_dataset`, as the dashboard and the CLI load it, in a child process, so that
+the peak memory reported is that run's alone (max RSS from wait4); DuckDB's memory limit is the
+RFM_DUCKDB_MEMORY_LIMIT setting, and DuckDB spills to disk beyond it.
 Targets (issue 6): 100 million lines in under 60 s and 4 GiB, growing linearly from 10 million.
 """
 
@@ -23,18 +24,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import sys, time
-from rfm.data.table import compute_rfm
+from rfm.config import load_settings
+from rfm.service import datasets
+settings = load_settings()
 start = time.perf_counter()
-result = compute_rfm([sys.argv[1]])
+result = datasets.load_dataset(datasets.file_request([sys.argv[1]]), memory_limit=settings.duckdb_memory_limit)
 elapsed = time.perf_counter() - start
 print(f"\nRFM_RESULT {elapsed:.3f} {len(result.table)} {result.snapshot}")
 """
 # `rfm ingest` (cleaning report, de-duplication, cleaned Parquet): the one-off step for big logs.
 INGEST_CHILD = r"""
 import sys, time
+from rfm.config import load_settings
 from rfm.data.ingest import ingest
+settings = load_settings()
 start = time.perf_counter()
-report = ingest([sys.argv[1]], sys.argv[2])
+report = ingest([sys.argv[1]], sys.argv[2], memory_limit=settings.duckdb_memory_limit)
 elapsed = time.perf_counter() - start
 print(f"\nRFM_RESULT {elapsed:.3f} {report.customers} -")
 """

@@ -26,8 +26,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from rfm.data.table import compute_rfm
-from rfm.model import FEATURES, sweep
+from rfm.model import FEATURES
+from rfm.service import datasets, models
 
 K_RANGE = range(2, 11)
 SEED = 42
@@ -48,14 +48,15 @@ def notebook_loop(Z: np.ndarray) -> dict[int, tuple[float, float]]:
 
 def bench(path: str) -> bool:
     t0 = time.perf_counter()
-    table = compute_rfm([path]).table
+    dataset = datasets.load_dataset(datasets.file_request([path]))
+    table = dataset.table
     rfm_seconds = time.perf_counter() - t0
     positive = table[table["monetary"] > 0]
     print(f"\n{path}: {len(table):,} customers ({len(positive):,} with positive monetary); "
           f"RFM table in {rfm_seconds:.2f} s")
 
     t0 = time.perf_counter()
-    result = sweep(table, K_RANGE.start, K_RANGE.stop - 1, seed=SEED)
+    result = models.sweep(dataset, K_RANGE.start, K_RANGE.stop - 1, seed=SEED)
     sweep_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -278,6 +278,13 @@ def test_download_csv_has_the_segment_rows(page, server) -> None:  # type: ignor
     by_id = expected.set_index("customer_id")
     for row in rows[:50]:
         assert float(row["monetary"]) == pytest.approx(by_id.loc[row["customer_id"], "monetary"])
+    # The command line exports the very same file for the same data, model and segment.
+    cli_out = Path(download.path()).with_name("cli-export.csv")
+    done = subprocess.run([str(Path(sys.executable).with_name("rfm")), "export", "--data", str(server["demo"]),
+                           "--models-dir", str(store.root), "--model", version, "--segment", target,
+                           "--out", str(cli_out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert cli_out.read_bytes() == Path(download.path()).read_bytes()
     page.screenshot(path=str(ARTIFACTS / "export.png"))
 
 

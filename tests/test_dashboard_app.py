@@ -256,3 +256,23 @@ def test_returns_policy_and_snapshot_change_the_table(app: AppTest, demo_parquet
     early = compute_rfm([demo_parquet], options=RfmOptions(snapshot=date(2011, 6, 1), returns="exclude")).table
     assert _metric(app, "Customers") == f"{len(early):,}"
     assert _metric(app, "Snapshot date") == "2011-06-01"
+
+
+def test_a_model_trained_on_other_data_is_flagged_with_a_one_click_retrain(app: AppTest, models: ModelStore,
+                                                                           demo_table: pd.DataFrame) -> None:
+    """The shipped model was trained on the 200,000-line demo log; this app shows a smaller log."""
+    _ok(app)
+    shipped = models.current_version()
+    warnings = [w.value for w in app.warning]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"Model {shipped} was trained on demo data, 1,379 customers, snapshot 2011-12-10")
+    assert f"other data (demo data, {len(demo_table):,} customers" in warnings[0]
+    _goto(app, "pages/segments_page.py")
+    assert len(app.warning) == 1  # on every page, where the user looks
+    next(b for b in app.button if b.label.startswith("Retrain k=4 on this data")).click().run()
+    _ok(app)
+    new = [v for v in models.list_versions() if v != shipped]
+    assert len(new) == 1 and models.load(new[0]).metadata.data_label == "demo data"
+    assert models.current_version() == shipped  # the retrain is not promoted
+    assert app.session_state["model_version"] == new[0]
+    assert not app.warning and any(new[0] in s.value for s in app.success)
