@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO := .data/demo.parquet
 PORT ?= 8501
 
-.PHONY: run test lint install install-dev chromium demo-data serve clean
+.PHONY: run test lint typecheck install install-dev chromium demo-data serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,12 @@ chromium:
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed-dev chromium lint
+# Type-checks rfm/ with the [tool.mypy] settings of pyproject.toml.
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+test: $(VENV)/.installed-dev chromium lint typecheck
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .data .pytest_cache .ruff_cache .mypy_cache .hypothesis

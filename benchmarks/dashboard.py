@@ -4,9 +4,9 @@ Starts the dashboard with RFM_DATA pointing at the log (so the app opens on it) 
 of models/, and drives Debian's chromium with Playwright. Measures, from the browser's side:
 
 - cold: a freshly started server, time from `page.goto` until the Overview's three charts are drawn
-  (each has its SVG). Measured for `streamlit run dashboard.py` (what `make run` starts: the app
-  behind a launcher that warms the caches before the server accepts connections) and, as a
-  reference, for a plain `streamlit run streamlit_app.py` (everything imported and computed while
+  (each has its SVG). Measured for `streamlit run rfm/dashboard/launcher.py` (what `make run` and
+  `rfm dashboard` start: the app behind a launcher that warms the caches before the server accepts
+  connections) and, as a reference, for a plain `streamlit run streamlit_app.py` (everything imported and computed while
   the first visitor waits). The time from starting the server until it answers /_stcore/health is
   printed too: that is where the launcher's warm-up goes;
 - warm: a new browser session on the same server (data and model cached), same measure;

@@ -7,6 +7,7 @@ import streamlit as st
 from rfm.dashboard import charts, views
 from rfm.dashboard import state as app_state
 from rfm.errors import RfmError
+from rfm.model.sweep import SweepResult
 from rfm.service import models, segmentation
 
 ctx = app_state.context()
@@ -14,6 +15,7 @@ app_state.page_header("Model", ctx)
 state = st.session_state
 
 # --- choosing k ----------------------------------------------------------------------------------
+result: SweepResult | None
 try:
     result = app_state.sweep_for(ctx.data_key, ctx.dataset)
 except RfmError as exc:
@@ -21,8 +23,9 @@ except RfmError as exc:
     st.error(f"The k sweep cannot run on this data: {exc}")
 if result is not None:
     k = st.slider("Number of segments (k)", 2, 10, value=result.recommended_k, key="model_k")
+    swept: SweepResult = result
     st.plotly_chart(app_state.figure("sweep", (ctx.data_key, k),
-                                     lambda: charts.sweep_chart(result.frame(), result.recommended_k, k)),
+                                     lambda: charts.sweep_chart(swept.frame(), swept.recommended_k, k)),
                     key="model_sweep")
     st.caption(f"Recommended k = {result.recommended_k}: {result.reason} ({result.silhouette_note}).")
 else:
@@ -83,7 +86,7 @@ if ctx.model is not None and ctx.version is not None:
     changes = views.renames(table, edited)
     if st.button("Save names", disabled=not changes, key="names_save"):
         try:
-            models.rename(ctx.store, ctx.version, dict(changes))
+            models.rename(ctx.store, ctx.version, changes)
             state["flash"] = f"Renamed {len(changes)} segment(s) of {ctx.version}."
             st.rerun()
         except RfmError as exc:

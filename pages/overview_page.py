@@ -29,7 +29,7 @@ if app_state.require_model(ctx):
 left, right = st.columns(2)
 left.vega_lite_chart(spec=specs["pareto"], key="overview_pareto")
 right.vega_lite_chart(spec=specs["lorenz"], key="overview_lorenz")
-concentration = app_state.concentration_for(ctx.data_key, ctx.dataset.customers["monetary"])
+concentration = app_state.concentration_for(ctx.data_key, ctx.dataset.customers)
 top = concentration.top_shares
 st.caption(
     f"Top 1% of customers bring {top[0.01]:.0%} of revenue, top 10% {top[0.1]:.0%}, top 20% {top[0.2]:.0%}. "

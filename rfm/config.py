@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -46,6 +46,9 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as _SourceError
 
 from rfm.errors import RfmError, first_line, short_repr
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 ENV_PREFIX = "RFM_"
 DEFAULT_SETTINGS_FILE = Path(".streamlit") / "secrets.toml"
@@ -63,7 +66,10 @@ class SettingsError(RfmError):
 def _setting(default: Any = None, meaning: str = "", *, env: tuple[str, ...] | None = None,
              file: bool = True, shown_default: str | None = None, **constraints: Any) -> Any:
     """A field with its documentation: `env` the variable names (default RFM_<FIELD>), `file` whether
-    the settings file may set it, `shown_default` the default as the README states it."""
+    the settings file may set it, `shown_default` the default as the README states it.
+
+    Typed Any like pydantic's `Field`, which it wraps: the result stands as the default of a field of
+    any type, and `constraints` are Field's keyword arguments."""
     extra: dict[str, Any] = {"env": list(env) if env else None, "file": file, "shown_default": shown_default}
     if callable(default):
         return Field(default_factory=default, description=meaning, json_schema_extra=extra, **constraints)
@@ -137,7 +143,7 @@ class Settings(BaseSettings):
 
     @field_validator("data", mode="before")
     @classmethod
-    def _split_data(cls, value: Any) -> list[str]:
+    def _split_data(cls, value: object) -> list[str]:
         if isinstance(value, str):
             value = value.split(",")
         if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
@@ -146,7 +152,7 @@ class Settings(BaseSettings):
 
     @field_validator("athena_columns", mode="before")
     @classmethod
-    def _parse_columns(cls, value: Any) -> dict[str, str]:
+    def _parse_columns(cls, value: object) -> dict[str, str]:
         if isinstance(value, str):  # environment: "customer_id=cust,amount=total"
             pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
             if any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
@@ -180,6 +186,7 @@ class Settings(BaseSettings):
 
 
 def _extra(name: str) -> dict[str, Any]:
+    """The json_schema_extra `_setting` stored for a field (env names, file flag, shown default)."""
     extra = Settings.model_fields[name].json_schema_extra
     return extra if isinstance(extra, dict) else {}
 
@@ -281,7 +288,7 @@ class MappedEnvSource(EnvSettingsSource):
         # Empty (or blank) variables are unset, as they always were.
         return {name: value for name, value in self._env.items() if isinstance(value, str) and value.strip()}
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[str | None, str, bool]:
         for name in env_names(field_name):
             value = self.env_vars.get(name)
             if value is not None:
@@ -298,14 +305,14 @@ class SettingsFileSource(PydanticBaseSettingsSource):
         super().__init__(settings_cls)
         self._origins = {} if origins is None else origins
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[None, str, bool]:
         # Unused: __call__ reads the whole file at once.
         return None, field_name, False
 
-    def __call__(self) -> dict[str, Any]:
+    def __call__(self) -> dict[str, object]:
         path = Path(self.current_state.get("settings_file") or DEFAULT_SETTINGS_FILE)
         document = read_settings_file(path)
-        values: dict[str, Any] = {}
+        values: dict[str, object] = {}
         for table, fields in _file_fields().items():
             if table not in document:
                 continue
@@ -338,7 +345,7 @@ class SettingsFileSource(PydanticBaseSettingsSource):
         return f"{type(self).__name__}()"
 
 
-def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_settings_file(path: str | os.PathLike[str]) -> dict[str, object]:
     """The whole settings file as a dict (every table, Streamlit's too); {} when there is no file.
     A directory, an unreadable or a malformed file is a one-line SettingsError naming it."""
     path = Path(path)
@@ -365,7 +372,8 @@ def load_settings(overrides: Mapping[str, object] | None = None, *,
     """The settings: `overrides` (field name -> value, e.g. command-line flags; None and empty values
     are ignored, as an unset flag), then the environment (`env`, default os.environ), then the
     settings file, then the defaults. Any problem is a one-line SettingsError naming its source."""
-    given = {name: value for name, value in (overrides or {}).items()
+    # Values of any type: pydantic validates them below (a wrong one is a SettingsError naming it).
+    given: dict[str, Any] = {name: value for name, value in (overrides or {}).items()
              if value is not None and not (isinstance(value, (str, dict, list, tuple)) and not value)}
     unknown = sorted(name for name in given if name not in Settings.model_fields)
     if unknown:
@@ -391,14 +399,14 @@ def _reading(reading: _Reading) -> Iterator[None]:
         _READING.reset(token)
 
 
-def _describe(error: Any, where: Mapping[str, str]) -> str:
+def _describe(error: ErrorDetails, where: Mapping[str, str]) -> str:
     loc = error.get("loc") or ()
     name = str(loc[0]) if loc else ""
     origin = where.get(name) or (f"{name}={short_repr(error.get('input'))}" if name else "settings")
     return " ".join(f"{origin}: {_expected(error, name)}".split())
 
 
-def _expected(error: Any, name: str) -> str:
+def _expected(error: ErrorDetails, name: str) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
     if kind == "value_error":
@@ -423,7 +431,7 @@ def _expected(error: Any, name: str) -> str:
 
 def _range(name: str) -> str:
     info = Settings.model_fields.get(name)
-    bounds: dict[str, Any] = {}
+    bounds: dict[str, object] = {}
     for item in info.metadata if info else ():
         for attr in ("gt", "ge", "lt", "le"):
             if getattr(item, attr, None) is not None:

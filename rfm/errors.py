@@ -5,8 +5,6 @@ with a message naming the file, column, row and an example of the bad value. The
 exit code 2, the dashboard into one error box, the server into a 4xx response.
 """
 
-from typing import Any
-
 
 class RfmError(Exception):
     """A problem with the user's input, explained in one line."""
@@ -24,7 +22,7 @@ class ScoringError(RfmError):
     """A scoring request failed: the input, the model server, or the SageMaker endpoint (one line)."""
 
 
-def short_repr(value: Any, limit: int = 80) -> str:
+def short_repr(value: object, limit: int = 80) -> str:
     """repr(value) cut to `limit` characters, for quoting a bad value inside a one-line message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
@@ -27,3 +29,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def three_group_table(seed: int, sizes: Sequence[int] = (60, 80, 100)) -> pd.DataFrame:
+    """A small synthetic RFM table: three well separated groups (recent, frequent, big spenders; middling;
+    long gone) plus one customer whose returns cancel their purchases (no net revenue)."""
+    rng = np.random.default_rng(seed)
+    centres = [(5, 20, 5000), (60, 4, 800), (250, 1, 90)]
+    rows = [np.column_stack([rng.poisson(r, n) + 1, rng.poisson(f, n) + 1, rng.gamma(4, m / 4, n)])
+            for (r, f, m), n in zip(centres, sizes, strict=True)]
+    values = np.vstack([*rows, [[30, 1, -12.5]]])
+    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(values))], "recency": values[:, 0],
+                         "frequency": values[:, 1], "monetary": values[:, 2]})

@@ -121,6 +121,6 @@ def test_statement_sent_to_athena_gives_the_duckdb_table(online_retail_parquet: 
         frame = _run_athena_in_duckdb(con, query.sql, query.parameters)
     finally:
         con.close()
-    actual = result_from_frame(frame, options, "", where="athena").table
+    actual = result_from_frame(frame, options, where="athena").table
     assert len(actual) > 4000
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)

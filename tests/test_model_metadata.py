@@ -9,7 +9,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
@@ -25,6 +24,7 @@ from rfm.model import (
     train_model,
 )
 from rfm.model.store import read_metadata
+from tests.helpers import three_group_table
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models" / "20261127-084202-k4" / "metadata.json"
@@ -35,13 +35,7 @@ KEY_ORDER = ["format", "version", "created", "k", "seed", "features", "transform
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    rng = np.random.default_rng(8)
-    groups = [((5, 20, 5000), 50), ((60, 4, 800), 70), ((250, 1, 90), 90)]
-    rows = [np.column_stack([rng.poisson(r, n) + 1, rng.poisson(f, n) + 1, rng.gamma(4, m / 4, n)])
-            for (r, f, m), n in groups]
-    values = np.vstack([*rows, [[30, 1, -12.5]]])
-    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(values))], "recency": values[:, 0],
-                         "frequency": values[:, 1], "monetary": values[:, 2]})
+    return three_group_table(8, (50, 70, 90))
 
 
 @pytest.fixture()

@@ -9,28 +9,20 @@ import sys
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from rfm.errors import ModelError
 from rfm.model import ModelStore, load_model_dir, sha256_file, train_model
 from rfm.model import store as store_module
+from tests.helpers import three_group_table
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
-    """A small synthetic RFM table: three well separated groups plus one customer with no net revenue."""
-    rng = np.random.default_rng(5)
-    groups = [((5, 20, 5000), 60), ((60, 4, 800), 80), ((250, 1, 90), 100)]
-    rows = []
-    for (r, f, m), n in groups:
-        rows.append(np.column_stack([rng.poisson(r, n) + 1, rng.poisson(f, n) + 1, rng.gamma(4, m / 4, n)]))
-    values = np.vstack([*rows, [[30, 1, -12.5]]])
-    return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(values))], "recency": values[:, 0],
-                         "frequency": values[:, 1], "monetary": values[:, 2]})
+    return three_group_table(5)
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rfm.data.columns import parse_map_args
 from rfm.data.query import RETURNS_POLICIES, ReturnsPolicy
@@ -93,7 +93,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings with this command's flags on top (--models-dir, the Athena flags, --map for Athena)."""
     from rfm.config import load_settings
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, object] = {}
     if getattr(args, "models_dir", None):
         overrides["models_dir"] = args.models_dir
     for name in ATHENA_FLAGS:
@@ -130,9 +130,9 @@ def load_dataset(args: argparse.Namespace, settings: Settings) -> Dataset:
 
 
 def model_store(settings: Settings) -> ModelStore:
-    from rfm.model import ModelStore
+    from rfm.service.models import open_store
 
-    return ModelStore(settings.models_dir)
+    return open_store(settings.models_dir)
 
 
 def warn(message: str | None) -> None:

@@ -247,10 +247,8 @@ def format_profiles(profiles: pd.DataFrame) -> str:
 
 
 def cmd_package(args: argparse.Namespace) -> int:
-    store = model_store(settings_from_args(args))
-    try:
-        out = store.package(args.version, args.out)
-    except OSError as exc:
-        raise ModelError(f"{args.out}: cannot write: {exc.strerror or exc}") from exc
+    from rfm.service import models
+
+    out = models.package(model_store(settings_from_args(args)), args.version, args.out)
     print(f"wrote {out} (model.joblib and metadata.json at the root, for /opt/ml/model)", file=sys.stderr)
     return 0

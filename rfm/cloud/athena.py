@@ -2,7 +2,7 @@
 
 The log lives in S3 as the cleaned Parquet written by `rfm ingest --to s3://...` (canonical columns,
 partitioned by year and month) behind an external table (`rfm athena ddl`). Athena runs the one RFM
-statement of rfm/query.py, rendered by rfm/dialects.py; only the per-customer table comes back.
+statement of rfm/data/query.py, rendered by rfm/cloud/dialects.py; only the per-customer table comes back.
 
 Safety: database, table and column names are checked against a strict identifier pattern before
 they reach SQL (a column mapping is user input); values (the snapshot date) travel as Athena
@@ -16,12 +16,11 @@ flags, then RFM_ATHENA_* variables, then `[athena]` in .streamlit/secrets.toml) 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -31,7 +30,15 @@ from rfm.data.table import RfmOptions, RfmResult, result_from_frame
 from rfm.errors import RfmError
 
 if TYPE_CHECKING:
+    from pyathena.common import BaseCursor
+    from pyathena.connection import Connection
+    from pyathena.model import AthenaQueryExecution
+    from pyathena.pandas.cursor import PandasCursor
+
     from rfm.config import Settings
+
+# The default cursor class of a connection: queries here always name their own cursor class.
+_DefaultCursor = TypeVar("_DefaultCursor", bound="BaseCursor")
 
 # Letters, digits and underscores, not starting with a digit: what Glue/Athena names can be anyway.
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -146,7 +153,7 @@ def athena_rfm_query(config: AthenaConfig, options: RfmOptions | None = None) ->
     return render_athena(sql)
 
 
-def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
+def connect_athena(config: AthenaConfig, **kwargs: object) -> Connection[PandasCursor]:
     """A pyathena connection for `config` (credentials from the AWS chain). Extra keyword arguments go
     to pyathena and boto3, e.g. `endpoint_url` for a VPC endpoint or a local test server."""
     try:
@@ -154,7 +161,7 @@ def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
         from pyathena.pandas.cursor import PandasCursor
     except ImportError as exc:  # pragma: no cover - pyathena is a runtime dependency
         raise AthenaError("the Athena source needs the PyAthena package (pip install PyAthena)") from exc
-    params: dict[str, Any] = {
+    params: dict[str, Any] = {  # pyathena.connect's keyword arguments (typed Any there)
         "schema_name": config.database,
         "cursor_class": PandasCursor,
         "poll_interval": config.poll_interval,
@@ -174,7 +181,7 @@ def connect_athena(config: AthenaConfig, **kwargs: Any) -> Any:
 
 
 def run_query(
-    connection: Any, query: RenderedQuery, timeout_seconds: float, *, unload: bool = False
+    connection: Connection[_DefaultCursor], query: RenderedQuery, timeout_seconds: float, *, unload: bool = False
 ) -> pd.DataFrame:
     """Run `query` and return its rows; failures and timeouts become an AthenaError naming the query
     id and Athena's reason. A query still running at the timeout is cancelled. `unload` reads the
@@ -185,7 +192,8 @@ def run_query(
                     cursor_kwargs={"unload": unload, "engine": "pyarrow"})
 
 
-def run_statement(connection: Any, sql: str, timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> str:
+def run_statement(connection: Connection[_DefaultCursor], sql: str,
+                  timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> str:
     """Run a statement whose result is not read (DDL); return its query id."""
     from pyathena.cursor import Cursor
 
@@ -196,22 +204,23 @@ def run_statement(connection: Any, sql: str, timeout_seconds: float = DEFAULT_TI
 
 
 def _execute(
-    connection: Any,
+    connection: Connection[_DefaultCursor],
     query: RenderedQuery,
     timeout_seconds: float,
     *,
     fetch: bool,
-    cursor_class: Any,
-    cursor_kwargs: dict[str, Any] | None = None,
+    cursor_class: type[BaseCursor],
+    cursor_kwargs: dict[str, object] | None = None,
     query_ids: list[str] | None = None,
 ) -> pd.DataFrame:
     deadline = time.monotonic() + timeout_seconds
 
-    def on_poll(_execution: Any) -> None:
+    def on_poll(_execution: AthenaQueryExecution) -> None:
         if time.monotonic() > deadline:
             raise _Timeout
 
-    cursor = connection.cursor(cursor_class, on_poll=on_poll, **(cursor_kwargs or {}))
+    # A PandasCursor (fetch: as_pandas) or a plain Cursor; BaseCursor declares neither execute nor as_pandas.
+    cursor: Any = connection.cursor(cursor_class, on_poll=on_poll, **(cursor_kwargs or {}))
     try:
         if query.parameters:
             cursor.execute(query.sql, list(query.parameters), paramstyle="qmark")
@@ -244,7 +253,7 @@ def compute_rfm_athena(
     config: AthenaConfig,
     options: RfmOptions | None = None,
     *,
-    connect: Callable[[AthenaConfig], Any] = connect_athena,
+    connect: Callable[[AthenaConfig], Connection[PandasCursor]] = connect_athena,
 ) -> RfmResult:
     """The RFM table computed by Athena over the cleaned log in `config.database`.`config.table`."""
     options = options or RfmOptions()
@@ -258,8 +267,7 @@ def compute_rfm_athena(
     # UNLOAD output has no order; sort as the statement's ORDER BY does (code-point order).
     if "customer_id" in frame.columns:
         frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    fingerprint = hashlib.sha256(repr((config.describe(), query.sql, query.parameters)).encode()).hexdigest()[:16]
-    return result_from_frame(frame, options, fingerprint, where=config.describe())
+    return result_from_frame(frame, options, where=config.describe())
 
 
 class _Timeout(Exception):

@@ -1,6 +1,6 @@
 """Rendering the one RFM query (written in DuckDB SQL) for another engine with sqlglot.
 
-rfm/query.py writes each statement once. Athena (engine version 3, i.e. Trino) gets the same statement
+rfm/data/query.py writes each statement once. Athena (engine version 3, i.e. Trino) gets the same statement
 transpiled by sqlglot, then checked: every function in the result must be one Athena v3 has (sqlglot
 renders DuckDB's exact `quantile_cont` as `PERCENTILE_CONT`, which Athena would reject at run time),
 so a statement that cannot run there fails here, with the function named, before any query is sent.
@@ -49,8 +49,8 @@ ATHENA_V3_FUNCTIONS: frozenset[str] = frozenset({
 
 # Syntax that sqlglot models as function nodes but that is not a function call in Trino
 # (CASE branches, AND/OR, operators).
-_SYNTAX_NODES: tuple[type[exp.Expression], ...] = (exp.Case, exp.If, exp.Interval, exp.Connector,
-                                                    exp.Binary, exp.Predicate)
+_SYNTAX_NODES: tuple[type[exp.Expr], ...] = (exp.Case, exp.If, exp.Interval, exp.Connector,
+                                              exp.Binary, exp.Predicate)
 _CALL = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
@@ -92,7 +92,7 @@ def render_athena(sql: str, *, bind_dates: bool = True, pretty: bool = True) -> 
     return RenderedQuery("athena", rendered, parameters)
 
 
-def bind_date_literals(tree: exp.Expression) -> tuple[exp.Expression, list[date]]:
+def bind_date_literals(tree: exp.Expr) -> tuple[exp.Expr, list[date]]:
     """Replace every `DATE 'YYYY-MM-DD'` literal by a placeholder; return the dates in SQL order."""
     tree = tree.copy()
     dates: list[date] = []
@@ -132,7 +132,7 @@ def check_athena_functions(sql: str) -> None:
         )
 
 
-def functions_used(tree: exp.Expression, dialect: str = "athena") -> set[str]:
+def functions_used(tree: exp.Expr, dialect: str = "athena") -> set[str]:
     """Upper-case names of the functions called in `tree`, as `dialect` spells them."""
     names: set[str] = set()
     for node in tree.find_all(exp.Func):
@@ -155,7 +155,7 @@ def to_duckdb(athena_sql: str) -> str:
     return _parse(athena_sql, "athena").sql(dialect="duckdb")
 
 
-def _for_trino(tree: exp.Expression) -> exp.Expression:
+def _for_trino(tree: exp.Expr) -> exp.Expr:
     """Rewrites sqlglot does not do: DuckDB's any_value skips NULLs, and sqlglot renders it as
     `ARBITRARY(x) IGNORE NULLS`, which Trino rejects outside a window; Trino's arbitrary already
     returns a non-null value, so the modifier is dropped there."""
@@ -166,7 +166,7 @@ def _for_trino(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def _parse(sql: str, dialect: str) -> exp.Expression:
+def _parse(sql: str, dialect: str) -> exp.Expr:
     try:
         tree = sqlglot.parse_one(sql, read=dialect)
     except SqlglotError as exc:
@@ -176,7 +176,7 @@ def _parse(sql: str, dialect: str) -> exp.Expression:
     return tree
 
 
-def _in_text_order(tree: exp.Expression, dates: list[date]) -> list[date]:
+def _in_text_order(tree: exp.Expr, dates: list[date]) -> list[date]:
     """`dates` (collected in tree-walk order) re-ordered as their placeholders appear in the SQL."""
     if len(dates) <= 1:
         return dates

@@ -16,21 +16,22 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Protocol, TypedDict, TypeVar
 
 from rfm.data.cleaning import CleaningReport, cleaning_report
-from rfm.data.engine import connect, quote_literal
+from rfm.data.engine import quote_literal
 from rfm.data.ingest import cleaned_log_sql
 from rfm.data.query import CLEANED_COLUMNS
-from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, load_source
+from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, opened_source
 from rfm.errors import RfmError
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-/=]*")
 PARTITION_COLUMNS: tuple[str, ...] = ("year", "month")
+_T = TypeVar("_T")
 
 
 class S3Error(RfmError):
@@ -60,6 +61,29 @@ class UploadResult:
     last_year: int | None
 
 
+class S3Object(TypedDict):
+    Key: str
+
+
+class ListObjectsPage(TypedDict, total=False):
+    """The part of a `list_objects_v2` response that is read."""
+
+    Contents: list[S3Object]
+    IsTruncated: bool
+    NextContinuationToken: str
+
+
+class S3Client(Protocol):
+    """What `ingest_to_s3` uses of a boto3 `s3` client (boto3 ships no types; any object with these
+    methods will do)."""
+
+    def upload_file(self, filename: str, bucket: str, key: str, /) -> None: ...
+
+    def delete_objects(self, *, Bucket: str, Delete: Mapping[str, object]) -> object: ...
+
+    def list_objects_v2(self, *, Bucket: str, Prefix: str, ContinuationToken: str = ...) -> ListObjectsPage: ...
+
+
 def parse_s3_uri(uri: str) -> S3Location:
     """`s3://bucket/prefix/` to its parts; refuses anything that is not a plain bucket and prefix."""
     if not uri.startswith("s3://"):
@@ -74,7 +98,7 @@ def parse_s3_uri(uri: str) -> S3Location:
     return S3Location(bucket, prefix)
 
 
-def s3_client(region: str | None = None, **kwargs: Any) -> Any:
+def s3_client(region: str | None = None, **kwargs: object) -> S3Client:
     """A boto3 S3 client from the normal credential chain (AWS_ENDPOINT_URL_S3 points it elsewhere)."""
     import boto3
 
@@ -89,9 +113,7 @@ def write_partitioned(
     memory_limit: str | None = None,
 ) -> CleaningReport:
     """Write the cleaned log at `paths` into `folder` as Parquet partitioned by year and month."""
-    con = connect(memory_limit)
-    try:
-        source = load_source(con, paths, options)
+    with opened_source(paths, options, memory_limit=memory_limit) as (con, source):
         report = cleaning_report(con, source.view)
         columns = ", ".join(CLEANED_COLUMNS)
         cleaned = cleaned_log_sql(source)
@@ -103,9 +125,7 @@ def write_partitioned(
             f"PARTITION_BY ({', '.join(PARTITION_COLUMNS)}), FILENAME_PATTERN 'part-{{uuid}}', "
             f"KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}})"
         )
-        return report
-    finally:
-        con.close()
+    return report
 
 
 def ingest_to_s3(
@@ -113,7 +133,7 @@ def ingest_to_s3(
     uri: str,
     options: SourceOptions | None = None,
     *,
-    client: Any | None = None,
+    client: S3Client | None = None,
     replace: bool = False,
     memory_limit: str | None = None,
 ) -> UploadResult:
@@ -148,11 +168,11 @@ def ingest_to_s3(
                         years[-1] if years else None)
 
 
-def _list_keys(client: Any, location: S3Location) -> list[str]:
+def _list_keys(client: S3Client, location: S3Location) -> list[str]:
     keys: list[str] = []
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"Bucket": location.bucket, "Prefix": location.prefix}
+        kwargs: dict[str, str] = {"Bucket": location.bucket, "Prefix": location.prefix}
         if token:
             kwargs["ContinuationToken"] = token
         page = _call(client.list_objects_v2, what=location.uri, **kwargs)
@@ -162,7 +182,7 @@ def _list_keys(client: Any, location: S3Location) -> list[str]:
         token = page.get("NextContinuationToken")
 
 
-def _call(function: Any, *args: Any, what: str, **kwargs: Any) -> Any:
+def _call(function: Callable[..., _T], *args: object, what: str, **kwargs: object) -> _T:
     """Run a boto3 call; AWS errors become one line naming the location and AWS's reason."""
     try:
         return function(*args, **kwargs)

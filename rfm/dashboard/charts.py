@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import altair as alt
 import numpy as np
@@ -18,6 +18,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from rfm.segments import SEGMENTS
+
+if TYPE_CHECKING:
+    from rfm.model import SegmentModel
 
 # Most valuable first: green, blue, amber, orange-red, then distinct hues; grey for "No Net Revenue".
 CLUSTER_PALETTE: tuple[str, ...] = ("#2a9d8f", "#3d6fb6", "#e9a23b", "#d1495b", "#8e6bbf", "#6aaa3a",
@@ -36,11 +39,11 @@ GRID_COLORS: dict[str, str] = dict(zip(SEGMENTS, (
     "#2a9d8f",  # champions
 ), strict=True))
 FONT = "Source Sans Pro, sans-serif"
-_LAYOUT: dict[str, Any] = {"template": "plotly_white", "font": {"family": FONT, "size": 13},
+_LAYOUT: dict[str, object] = {"template": "plotly_white", "font": {"family": FONT, "size": 13},
                            "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
 
 
-def segment_colors(model: Any) -> dict[str, str]:
+def segment_colors(model: SegmentModel) -> dict[str, str]:
     """Segment name -> colour for a model, by cluster id (stable under renaming)."""
     from rfm.model import NOT_SEGMENTED_NAME
 
@@ -49,14 +52,14 @@ def segment_colors(model: Any) -> dict[str, str]:
     return colors
 
 
-def segment_order(model: Any) -> list[str]:
+def segment_order(model: SegmentModel) -> list[str]:
     """Segment names from most to least valuable, then "No Net Revenue"."""
     from rfm.model import NOT_SEGMENTED_NAME
 
     return [c.name for c in sorted(model.clusters, key=lambda c: c.id)] + [NOT_SEGMENTED_NAME]
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380, **extra: Any) -> go.Figure:
+def _layout(fig: go.Figure, title: str, height: int = 380, **extra: object) -> go.Figure:
     fig.update_layout(title={"text": title, "x": 0.0, "xanchor": "left"}, height=height, **_LAYOUT, **extra)
     return fig
 
@@ -64,7 +67,7 @@ def _layout(fig: go.Figure, title: str, height: int = 380, **extra: Any) -> go.F
 SHARE_MEASURES: dict[str, str] = {"customer_share": "share of customers", "revenue_share": "share of revenue"}
 
 
-def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt.LayerChart:
+def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt.LayerChart | alt.FacetChart:
     """Each segment's share of customers beside its share of revenue: two bars a segment, best
     segment on top, the customer bar light and the revenue bar solid in the segment's colour.
 
@@ -96,7 +99,8 @@ def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt
         height=alt.Step(16))
 
 
-def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2, points: int = 201) -> alt.LayerChart:
+def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2,
+                 points: int = 201) -> alt.LayerChart | alt.FacetChart:
     """Cumulative share of revenue against share of customers, biggest spenders first; the top
     `top` share of customers is marked with the revenue they bring."""
     values = np.sort(np.asarray(monetary, dtype="float64"))[::-1]
@@ -125,7 +129,7 @@ def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2, point
                         subtitle=f"red: the top {top:.0%} of customers and their share of revenue"), height=340)
 
 
-def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> alt.LayerChart:
+def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> alt.LayerChart | alt.FacetChart:
     """The Lorenz curve against the line of equality (the gap between them shaded), with the Gini
     coefficient in the title."""
     curve = pd.DataFrame({"customers": [p[0] for p in lorenz], "revenue": [p[1] for p in lorenz]})
@@ -142,7 +146,7 @@ def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> alt.Laye
                         subtitle="dashed: every customer spending the same"), height=340)
 
 
-def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, object]:
     """An Altair chart as a plain Vega-Lite dict (data inline), for `st.vega_lite_chart`.
 
     Altair validates a chart against the Vega-Lite JSON schema every time it is serialised, which
@@ -174,7 +178,7 @@ def _hover_layer(curve: pd.DataFrame, x: alt.X, y: alt.Y, text: str) -> tuple[al
     return catcher, dot
 
 
-def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> alt.LayerChart:
+def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
     """R score x F score: colour = mean monetary, text = customers per cell and their mean monetary.
     Laid out like the R x F grid beside it (R5 on top, F1 on the left)."""
     rows = []
@@ -308,12 +312,13 @@ def position_chart(position: pd.DataFrame, customer: Mapping[str, float], colors
                         subplot_titles=("recency (days)", "frequency (orders)", "monetary (net revenue)"))
     for row, feature in enumerate(features, start=1):
         for record in position.itertuples(index=False):
+            segment = cast(str, record.segment)  # the segment names of a model
             fig.add_trace(go.Scatter(
-                x=[max(getattr(record, feature), 0.5)], y=[0], mode="markers", name=record.segment,
-                legendgroup=record.segment, showlegend=row == 1,
-                marker={"color": colors.get(record.segment, NOT_SEGMENTED_COLOR), "size": 16,
+                x=[max(getattr(record, feature), 0.5)], y=[0], mode="markers", name=segment,
+                legendgroup=segment, showlegend=row == 1,
+                marker={"color": colors.get(segment, NOT_SEGMENTED_COLOR), "size": 16,
                         "line": {"color": "white", "width": 1}},
-                hovertemplate=f"{record.segment} centroid: %{{x:,.1f}}<extra></extra>",
+                hovertemplate=f"{segment} centroid: %{{x:,.1f}}<extra></extra>",
             ), row=row, col=1)
         fig.add_trace(go.Scatter(
             x=[max(float(customer[feature]), 0.5)], y=[0], mode="markers", name="this customer",

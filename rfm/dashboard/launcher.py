@@ -1,8 +1,8 @@
-"""Serve the dashboard with its caches warm: `streamlit run dashboard.py` (what `make run` does).
+"""Serve the dashboard with its caches warm: `rfm dashboard` (what `make run` does) runs `streamlit run` on this file.
 
 A plain `streamlit run streamlit_app.py` imports the libraries and computes the RFM table while its
 first visitor waits. This launcher wraps the same app (streamlit_app.py, unchanged) in an `st.App`
-whose lifespan does that work first (`app_state.warm_caches`), before the server accepts a
+whose lifespan does that work first (`rfm.dashboard.state.warm_caches`), before the server accepts a
 connection, so the first visitor is served like every later one. Command-line options are the
 usual `streamlit run` ones (`--server.port 8600`, ...).
 """
@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
@@ -39,7 +38,7 @@ def declare_navigation_app() -> None:
 
 
 @asynccontextmanager
-async def warm_start(_app: Any) -> AsyncIterator[None]:
+async def warm_start(_app: st.App) -> AsyncIterator[None]:
     """Warm the caches in a worker thread (the event loop stays free), then serve."""
     declare_navigation_app()
     if str(ROOT) not in sys.path:
@@ -51,9 +50,9 @@ async def warm_start(_app: Any) -> AsyncIterator[None]:
     level = context_log.level
     context_log.setLevel(logging.ERROR)
     try:
-        from rfm.dashboard import state as app_state
+        from rfm.dashboard import state
 
-        await asyncio.to_thread(app_state.warm_caches)
+        await asyncio.to_thread(state.warm_caches)
         print(f"  Caches warm in {time.perf_counter() - started:.1f} s.", flush=True)
     except Exception as exc:  # the page reports a bad source or model itself, in one line
         print(f"  Caches not warmed ({type(exc).__name__}: {exc}); the first visit computes them.", flush=True)

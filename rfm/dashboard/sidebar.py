@@ -149,7 +149,7 @@ def _athena_request(config: Settings) -> SourceRequest | None:
         default = getattr(config, f"athena_{name}") or ""
         fields[name] = st.text_input(label, value=str(default), key=f"athena_{name}").strip()
     if st.button("Run the RFM query in Athena", key="athena_run"):
-        chosen = tuple((k, v) for k, v in fields.items() if v)
+        chosen: tuple[tuple[str, str], ...] | None = tuple((k, v) for k, v in fields.items() if v)
         st.session_state["athena_settings"] = chosen
         st.session_state.setdefault("failed", {}).pop(("athena", chosen), None)
     chosen = st.session_state.get("athena_settings")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
@@ -27,6 +27,9 @@ from rfm.service.datasets import Dataset, DatasetRequest, FileSource
 from rfm.service.segmentation import FitIssue, Segmentation, fit_issues, fit_warning
 
 if TYPE_CHECKING:
+    import altair as alt
+    import plotly.graph_objects as go
+
     from rfm.model import ModelStore, RevenueConcentration, SegmentModel
     from rfm.model.sweep import SweepResult
     from rfm.serving.clients import ScoringClient
@@ -53,11 +56,11 @@ def _files_dataset(paths: tuple[str, ...], mapping: tuple[tuple[str, str], ...],
                    snapshot: str, returns: str, label: str, memory_limit: str | None) -> Dataset:
     """Keyed on the source key (paths, sizes, mtimes, options): a changed file is a new entry."""
     request = _request(paths, mapping, snapshot, returns, label)
-    return datasets.load_dataset(request, memory_limit=memory_limit, with_cleaning_report=True)
+    return datasets.load_dataset(request, memory_limit=memory_limit)
 
 
 @st.cache_data(show_spinner="Running the RFM query in Athena…", max_entries=4, ttl=3600)
-def _athena_dataset(athena: tuple[tuple[str, Any], ...], snapshot: str, returns: str) -> Dataset:
+def _athena_dataset(athena: tuple[tuple[str, str], ...], snapshot: str, returns: str) -> Dataset:
     from rfm.cloud.athena import athena_config
     from rfm.service.datasets import AthenaSource
 
@@ -76,9 +79,7 @@ def mapping_check(path: str, source_key: str, mapping: tuple[tuple[str, str], ..
 def _model(root: str, version: str, stamp: int) -> SegmentModel:
     """One loaded model per (version, metadata mtime): renaming rewrites metadata.json, so a renamed
     model is a new entry, never a stale one."""
-    from rfm.model import ModelStore
-
-    return ModelStore(root).load(version)
+    return models.load(models.open_store(root), version)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -94,14 +95,14 @@ def sweep_for(data_key: CacheKey, _dataset: Dataset) -> SweepResult:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def concentration_for(data_key: CacheKey, _monetary: pd.Series) -> RevenueConcentration:
-    from rfm.model import revenue_concentration
+def concentration_for(data_key: CacheKey, _customers: pd.DataFrame) -> RevenueConcentration:
+    from rfm.service.insights import concentration
 
-    return revenue_concentration(_monetary)
+    return concentration(_customers)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def chart_spec(name: str, key: CacheKey, _build: Callable[[], Any]) -> dict[str, Any]:
+def chart_spec(name: str, key: CacheKey, _build: Callable[[], alt.TopLevelMixin]) -> dict[str, object]:
     """The Vega-Lite dict of an Altair chart, built once per (name, key): the key must cover everything
     the chart shows (data key, model key, ...); `_build` makes the chart on a miss."""
     from rfm.dashboard.charts import vega_lite_spec
@@ -110,7 +111,7 @@ def chart_spec(name: str, key: CacheKey, _build: Callable[[], Any]) -> dict[str,
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def figure(name: str, key: CacheKey, _build: Callable[[], Any]) -> Any:
+def figure(name: str, key: CacheKey, _build: Callable[[], go.Figure]) -> go.Figure:
     """A plotly figure built once per (name, key), like `chart_spec`. Shared, not copied: a plotly
     Figure is re-validated when unpickled, and `st.plotly_chart` only reads it."""
     return _build()
@@ -118,9 +119,9 @@ def figure(name: str, key: CacheKey, _build: Callable[[], Any]) -> Any:
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _scoring_client(endpoint: str, root: str, version: str, stamp: int, timeout: float) -> ScoringClient:
-    from rfm.serving.clients import make_client
+    from rfm.service.scoring import scoring_client
 
-    return make_client(endpoint or None, models_dir=root, version=version or None, timeout=timeout)
+    return scoring_client(load_settings({"models_dir": root}), endpoint, version=version or None, timeout=timeout)
 
 
 def model_stamp(root: Path, version: str) -> int:
@@ -131,9 +132,7 @@ def model_stamp(root: Path, version: str) -> int:
 
 
 def store(config: Settings) -> ModelStore:
-    from rfm.model import ModelStore
-
-    return ModelStore(config.models_dir)
+    return models.open_store(config.models_dir)
 
 
 # --- the context every page gets -----------------------------------------------------------------
@@ -180,7 +179,7 @@ class SourceRequest:
     paths: tuple[str, ...] = ()
     mapping: tuple[tuple[str, str], ...] = ()
     source_key: str = ""
-    athena: tuple[tuple[str, Any], ...] = ()
+    athena: tuple[tuple[str, str], ...] = ()  # (setting without athena_, value) pairs
 
 
 def load(request: SourceRequest, snapshot: str, returns: str, config: Settings) -> Dataset:
@@ -248,14 +247,14 @@ def warm_caches() -> None:
     st.empty()
 
 
-def overview_charts(ctx: Context) -> dict[str, dict[str, Any]]:
+def overview_charts(ctx: Context) -> dict[str, dict[str, object]]:
     """The Overview's chart specs ("shares" only with a model, "pareto", "lorenz"), cached per data and
     model: built here so the page and `warm_caches` ask for exactly the same cache entries."""
     from rfm.dashboard import charts
     from rfm.service.segmentation import segment_summary
 
     monetary = ctx.dataset.customers["monetary"]
-    concentration = concentration_for(ctx.data_key, monetary)
+    concentration = concentration_for(ctx.data_key, ctx.dataset.customers)
     specs = {
         "pareto": chart_spec("pareto", ctx.data_key, lambda: charts.pareto_chart(monetary.to_numpy())),
         "lorenz": chart_spec("lorenz", ctx.data_key,
@@ -279,7 +278,7 @@ def page_header(title: str, ctx: Context) -> None:
     st.title(title)
     model = f"model **{ctx.version}** (k={ctx.model.k})" if ctx.model is not None else "no model"
     st.caption(f"Data: **{ctx.dataset.label}** · {len(ctx.dataset.customers):,} customers · snapshot "
-               f"{ctx.dataset.snapshot.isoformat()} · returns {ctx.dataset.returns.label} · {model}")
+               f"{ctx.dataset.snapshot.isoformat()} · {ctx.dataset.returns.label} · {model}")
     if "fit_flash" in st.session_state:
         st.success(st.session_state.pop("fit_flash"), icon=":material/check_circle:")
     if ctx.model is not None and ctx.fit_issues:

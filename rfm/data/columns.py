@@ -121,10 +121,10 @@ def resolve_mapping(
         if canonical in found:
             continue
         for key in (normalise_header(canonical), *keys):
-            source = by_key.get(key)
-            if source is not None and source not in taken:
-                found[canonical] = source
-                taken.add(source)
+            match = by_key.get(key)
+            if match is not None and match not in taken:
+                found[canonical] = match
+                taken.add(match)
                 break
 
     if AMOUNT in overrides or not (QUANTITY in found and UNIT_PRICE in found):

@@ -10,6 +10,7 @@ and a few exact duplicate lines. Generated in chunks, so 100 million lines need 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ _WORDS = np.array(["WHITE", "RED", "HEART", "VINTAGE", "LANTERN", "HANGING", "SE
                    "PARTY", "BUNTING", "GLASS", "STAR", "CHRISTMAS", "PAPER", "CHAIN", "KIT", "BOX"])
 
 
-def generate(rows: int, seed: int = 7):
+def generate(rows: int, seed: int = 7) -> Iterator[pa.Table]:
     """Yield pyarrow tables (chunks) that together hold exactly `rows` lines."""
     if rows < 1:
         raise DataError("--rows must be at least 1")

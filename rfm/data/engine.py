@@ -14,7 +14,7 @@ import duckdb
 def connect(memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB connection; `memory_limit` (e.g. "4GB") caps DuckDB's memory, `threads`
     its threads (DuckDB's defaults when None)."""
-    config: dict[str, str | bool | int] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
     }

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rfm.data.cleaning import CleaningReport, cleaning_report
-from rfm.data.engine import connect, quote_identifier, quote_literal
+from rfm.data.engine import quote_identifier, quote_literal
 from rfm.data.query import CLEANED_COLUMNS, cleaned_lines_sql
-from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, load_source
+from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, opened_source
 from rfm.errors import DataError
 
 
@@ -38,9 +38,7 @@ def ingest(
     out_path = Path(out)
     if out_path.suffix.lower() != ".parquet":
         raise DataError(f"{out}: --out must be a .parquet file")
-    con = connect(memory_limit)
-    try:
-        source = load_source(con, paths, options)
+    with opened_source(paths, options, memory_limit=memory_limit) as (con, source):
         report = cleaning_report(con, source.view)
         sql = cleaned_log_sql(source) + " ORDER BY invoice_date, customer_id"
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +47,5 @@ def ingest(
             f"COPY ({sql}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
             f"KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}})"
         )
-        os.replace(tmp, out_path)
-        return report
-    finally:
-        con.close()
+    os.replace(tmp, out_path)
+    return report

@@ -20,7 +20,8 @@ import glob
 import gzip
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -151,6 +152,22 @@ def detect_format(path: str) -> str:
     return declared
 
 
+@contextmanager
+def opened_source(
+    paths: Sequence[str | os.PathLike[str]],
+    options: SourceOptions | None = None,
+    *,
+    memory_limit: str | None = None,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, LoadedSource]]:
+    """A fresh connection with the log at `paths` loaded as the canonical view, closed on exit: the one
+    way every job (table, ingest, upload, dataset) opens a log."""
+    con = connect(memory_limit)
+    try:
+        yield con, load_source(con, paths, options)
+    finally:
+        con.close()
+
+
 def load_source(
     con: duckdb.DuckDBPyConnection,
     paths: Sequence[str | os.PathLike[str]],
@@ -272,7 +289,7 @@ def _read_excel(files: list[str], sheet: str | None) -> pd.DataFrame:
     return frame
 
 
-def _has_customer_column(names: Sequence[object]) -> bool:
+def _has_customer_column(names: Iterable[object]) -> bool:
     keys = {C.normalise_header(str(n)) for n in names}
     return bool(keys & set((C.normalise_header(C.CUSTOMER_ID), *C.KNOWN_HEADERS[C.CUSTOMER_ID])))
 
@@ -495,7 +512,7 @@ class _Locator:
 
 def _csv_row_of(file: str, column: str, value: object) -> int | None:
     opener = gzip.open if _extension(file).endswith(".gz") else open
-    with opener(file, "rt", encoding="utf-8", errors="replace", newline="") as handle:  # type: ignore[operator]
+    with opener(file, "rt", encoding="utf-8", errors="replace", newline="") as handle:
         sample = handle.read(65536)
         handle.seek(0)
         try:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from rfm.data.engine import connect, quote_identifier, quote_literal
+from rfm.data.engine import quote_identifier, quote_literal
 from rfm.data.query import RFM_COLUMNS, ReturnsPolicy, rfm_sql
-from rfm.data.sources import LoadedSource, SourceOptions, load_source
+from rfm.data.sources import LoadedSource, SourceOptions, opened_source
 from rfm.errors import DataError
 
 if TYPE_CHECKING:  # pandas is imported where a DataFrame is made: `rfm table` writes CSV without it
@@ -38,7 +38,8 @@ class RfmOptions:
 
 @dataclass(frozen=True)
 class RfmResult:
-    """The RFM table (one row a customer, columns RFM_COLUMNS) and the snapshot it was taken at."""
+    """The RFM table (one row a customer, columns RFM_COLUMNS), the snapshot it was taken at, the options
+    and the table's content fingerprint (see `content_fingerprint`)."""
 
     table: pd.DataFrame
     snapshot: date
@@ -58,7 +59,7 @@ def rfm_from_view(
         returns=options.returns,
     )
     frame = con.execute(sql).df()
-    return result_from_frame(frame, options, source.fingerprint, where=source.files[0])
+    return result_from_frame(frame, options, where=source.files[0])
 
 
 def compute_rfm(
@@ -69,12 +70,8 @@ def compute_rfm(
     memory_limit: str | None = None,
 ) -> RfmResult:
     """Transactions at `paths` (CSV, Excel, Parquet) to the RFM table, in one DuckDB query."""
-    con = connect(memory_limit)
-    try:
-        source = load_source(con, paths, source_options)
+    with opened_source(paths, source_options, memory_limit=memory_limit) as (con, source):
         return rfm_from_view(con, source, options)
-    finally:
-        con.close()
 
 
 def write_rfm_csv(
@@ -91,10 +88,8 @@ def write_rfm_csv(
     `rfm table` on large logs.
     """
     options = options or RfmOptions()
-    con = connect(memory_limit)
     target = "/dev/stdout" if out == "-" else out
-    try:
-        source = load_source(con, paths, source_options)
+    with opened_source(paths, source_options, memory_limit=memory_limit) as (con, source):
         sql = rfm_sql(quote_identifier(source.view), cleaned=source.cleaned, snapshot=options.snapshot,
                       returns=options.returns)
         columns = ", ".join(RFM_COLUMNS)
@@ -110,8 +105,6 @@ def write_rfm_csv(
                 os.remove(out)
             raise _no_customers(source.files[0], options)
         return rows
-    finally:
-        con.close()
 
 
 def _no_customers(where: str, options: RfmOptions) -> DataError:
@@ -122,7 +115,19 @@ def _no_customers(where: str, options: RfmOptions) -> DataError:
     )
 
 
-def result_from_frame(frame: pd.DataFrame, options: RfmOptions, fingerprint: str, where: str) -> RfmResult:
+def content_fingerprint(table: pd.DataFrame) -> str:
+    """A short hash of the customers and their recency, frequency and monetary: equal for the same data
+    and snapshot wherever the files live, whenever they were written and whichever engine computed it
+    (what a model records, to tell later whether it is applied to the data it was trained on)."""
+    import hashlib
+
+    import pandas as pd
+
+    hashed = pd.util.hash_pandas_object(table[["customer_id", "recency", "frequency", "monetary"]], index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def result_from_frame(frame: pd.DataFrame, options: RfmOptions, where: str) -> RfmResult:
     """An RfmResult from the RFM statement's rows, whichever engine ran it (typed alike for both)."""
     import pandas as pd
 
@@ -137,4 +142,5 @@ def result_from_frame(frame: pd.DataFrame, options: RfmOptions, fingerprint: str
         table[column] = table[column].astype("int8")
     table["monetary"] = table["monetary"].astype("float64")
     table["rfm_segment"] = table["rfm_segment"].astype(str)
-    return RfmResult(table=table.reset_index(drop=True), snapshot=snapshot, options=options, fingerprint=fingerprint)
+    table = table.reset_index(drop=True)
+    return RfmResult(table=table, snapshot=snapshot, options=options, fingerprint=content_fingerprint(table))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -98,7 +98,7 @@ class PredictorBlock(_Block):
 
     @model_validator(mode="before")
     @classmethod
-    def _check(cls, data: Any) -> Any:
+    def _check(cls, data: object) -> object:
         if isinstance(data, PredictorBlock):
             return data
         Predictor.from_metadata(data)  # raises ValueError("scale must be positive, got ...") etc.
@@ -132,7 +132,7 @@ class ModelMetadata(_Block):
     data_label: str | None = None  # what it was trained on: "demo data", "online_retail.parquet", "athena:db.table"
     rows: RowCounts
     metrics: ModelMetrics
-    sweep: dict[str, Any] | None  # SweepResult.as_dict() of the sweep the model came with
+    sweep: dict[str, object] | None  # SweepResult.as_dict() of the sweep the model came with
     clusters: list[ClusterInfo]
     libraries: dict[str, str]  # library -> version the pipeline was pickled with
     sha256: str | None  # of model.joblib; None until saved
@@ -148,7 +148,7 @@ class ModelMetadata(_Block):
         except ValidationError as exc:
             raise ModelError(f"{where}: {validation_message(exc)}") from None
 
-    def to_json_dict(self) -> dict[str, Any]:
+    def to_json_dict(self) -> dict[str, object]:
         """The content of metadata.json: the layout the file has always had (see the module docstring)."""
         data = self.model_dump(mode="json")
         for key in _OPTIONAL_KEYS:
@@ -203,7 +203,7 @@ class VersionSummary(BaseModel):
             metrics=metadata.metrics,
         )
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         """A JSON-ready dict (snapshot as "YYYY-MM-DD"), e.g. for `rfm models list --json`."""
         return self.model_dump(mode="json")
 

@@ -13,8 +13,8 @@ This module imports numpy (and rfm.errors) only.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 N_FEATURES = 3  # recency, frequency, monetary
 
 
+class PredictorArrays(TypedDict):
+    """metadata.json's "predictor" block: the arrays as lists of Python floats."""
+
+    mean: list[float]
+    scale: list[float]
+    centers: list[list[float]]
+
+
 @dataclass(frozen=True, eq=False)
 class Predictor:
     """Scaler mean/scale and KMeans centres as read-only float64 arrays; `nearest` is `pipeline.predict`."""
@@ -33,6 +41,7 @@ class Predictor:
     mean: np.ndarray  # (3,)
     scale: np.ndarray  # (3,), all > 0
     centers: np.ndarray  # (k, 3), standardised units
+    _center_sq: np.ndarray = field(init=False, repr=False, compare=False)  # (k,), set by __post_init__
 
     def __post_init__(self) -> None:
         for name in ("mean", "scale", "centers"):
@@ -50,7 +59,7 @@ class Predictor:
         return cls(scale.mean_, scale.scale_, pipeline.named_steps["kmeans"].cluster_centers_)
 
     @classmethod
-    def from_metadata(cls, block: Any) -> Predictor:
+    def from_metadata(cls, block: object) -> Predictor:
         """Parse metadata.json's predictor block; a ValueError says what is wrong with it."""
         if not isinstance(block, dict):
             raise ValueError("expected an object with mean, scale and centers")
@@ -67,7 +76,7 @@ class Predictor:
         rows = [_vector(row, f"centers[{i}]") for i, row in enumerate(centers)]
         return cls(np.array(mean), np.array(scale), np.array(rows))
 
-    def as_metadata(self) -> dict[str, Any]:
+    def as_metadata(self) -> PredictorArrays:
         """The block for metadata.json (lists of Python floats: json round-trips them exactly)."""
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "centers": self.centers.tolist()}
 
@@ -92,10 +101,11 @@ class Predictor:
             return NotImplemented
         return all(np.array_equal(getattr(self, n), getattr(other, n)) for n in ("mean", "scale", "centers"))
 
+    # Unhashable, as a class with __eq__ is anyway; typeshed declares __hash__ a method, not None.
     __hash__ = None  # type: ignore[assignment]
 
 
-def _vector(value: Any, name: str) -> list[float]:
+def _vector(value: object, name: str) -> list[float]:
     """A list of N_FEATURES finite JSON numbers (not booleans, not strings)."""
     if not isinstance(value, list) or len(value) != N_FEATURES:
         raise ValueError(f"{name} must be a list of {N_FEATURES} numbers, got {short_repr(value)}")

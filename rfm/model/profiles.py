@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,14 +44,21 @@ def segment_profiles(table: pd.DataFrame, segment_column: str = "segment") -> pd
     if "cluster" in table.columns:
         profile.insert(0, "cluster", grouped["cluster"].first().astype("int64"))
     total_revenue = float(table["monetary"].sum())
-    profile.insert(profile.columns.get_loc("customers") + 1, "customer_share", profile["customers"] / len(table))
+    profile.insert(_after(profile, "customers"), "customer_share", profile["customers"] / len(table))
     profile.insert(
-        profile.columns.get_loc("revenue") + 1,
+        _after(profile, "revenue"),
         "revenue_share",
         profile["revenue"] / total_revenue if total_revenue else np.nan,
     )
     profile = profile.sort_values("revenue", ascending=False, kind="stable")
     return profile.reset_index().rename(columns={segment_column: "segment"})
+
+
+def _after(frame: pd.DataFrame, column: str) -> int:
+    """The position just after `column` (the columns are unique, so get_loc gives an int)."""
+    position = frame.columns.get_loc(column)
+    assert isinstance(position, int)
+    return position + 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class RevenueConcentration:
     lorenz: list[tuple[float, float]] = field(repr=False)  # (share of customers, share of revenue)
     gini: float = 0.0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "customers": self.customers,
             "revenue": round(self.revenue, 2),

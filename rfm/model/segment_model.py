@@ -16,9 +16,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from rfm.errors import DataError, ModelError
@@ -56,12 +57,20 @@ class LazyPipeline:
                     self._load = None
         return self._pipeline
 
-    def __getstate__(self) -> dict[str, Any]:  # a lock cannot be pickled
+    def __getstate__(self) -> dict[str, object]:  # a lock cannot be pickled
         return {"_load": self._load, "_pipeline": self._pipeline}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+class ClusterDict(TypedDict):
+    """`Cluster.as_dict()`, as the model server's GET /model lists clusters."""
+
+    id: int
+    name: str
+    centroid: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -72,7 +81,7 @@ class Cluster:
     name: str
     centroid: dict[str, float]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ClusterDict:
         return {"id": self.id, "name": self.name, "centroid": dict(self.centroid)}
 
 
@@ -182,7 +191,7 @@ class SegmentModel:
         return SegmentModel(self._pipeline, metadata, predictor=self._predictor)
 
     # --- scoring --------------------------------------------------------------------------------
-    def predict(self, X: np.ndarray | pd.DataFrame | Any) -> np.ndarray:
+    def predict(self, X: npt.ArrayLike | pd.DataFrame) -> np.ndarray:
         """Cluster ids (int64) for rows of recency, frequency, monetary.
 
         Accepts a numpy (n, 3) array or a single row (3,) in that column order (the fast path), or a
@@ -197,12 +206,12 @@ class SegmentModel:
             ids[positive] = self._predictor.nearest(values[positive])
         return ids
 
-    def standardise(self, values: np.ndarray | Any) -> np.ndarray:
+    def standardise(self, values: npt.ArrayLike) -> np.ndarray:
         """Values of recency, frequency, monetary (last axis) in the space the clusters live in:
         log1p, then the training z-scores. Distances to `predictor.centers` are measured here."""
         return self._predictor.standardise(np.asarray(values, dtype="float64"))
 
-    def predict_names(self, X: np.ndarray | pd.DataFrame | Any) -> list[str]:
+    def predict_names(self, X: npt.ArrayLike | pd.DataFrame) -> list[str]:
         """Segment names for rows of recency, frequency, monetary."""
         return [self.segment_name(i) for i in self.predict(X)]
 
@@ -223,7 +232,7 @@ class SegmentModel:
         return f"SegmentModel(version={self.version!r}, k={self.k}, clusters=[{names}])"
 
 
-def _as_matrix(X: Any) -> np.ndarray:
+def _as_matrix(X: npt.ArrayLike | pd.DataFrame) -> np.ndarray:
     """Rows of (recency, frequency, monetary) as a float64 (n, 3) array, with one-line errors."""
     if isinstance(X, pd.DataFrame):
         missing = [f for f in FEATURES if f not in X.columns]

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rfm.errors import ModelError
 from rfm.model.metadata import ModelMetadata, VersionSummary
@@ -285,7 +285,7 @@ def _normalise_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _write_json(path: Path, data: Mapping[str, object]) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     _atomic_write_bytes(path, text.encode("utf-8"))
 

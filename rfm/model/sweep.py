@@ -15,7 +15,6 @@ imported when KMeans is fitted, not with the module (importing rfm.model must st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,7 +84,7 @@ class SweepResult:
     def for_k(self, k: int) -> KMetrics | None:
         return next((m for m in self.metrics if m.k == k), None)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "metrics": [m.as_dict() for m in self.metrics],
             "recommended_k": self.recommended_k,

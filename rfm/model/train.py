@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,8 @@ from rfm.model.sweep import (
 )
 
 if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
     from rfm.data.table import RfmResult
 
 
@@ -135,7 +137,7 @@ def _libraries() -> dict[str, str]:
     }
 
 
-def _order_by_value(pipeline: Any) -> None:
+def _order_by_value(pipeline: Pipeline) -> None:
     """Renumber clusters from most to least valuable, so ids read the same way in every model."""
     kmeans = pipeline.named_steps["kmeans"]
     order = value_order(kmeans.cluster_centers_)
@@ -145,7 +147,7 @@ def _order_by_value(pipeline: Any) -> None:
     kmeans.labels_ = new_id[kmeans.labels_].astype(kmeans.labels_.dtype)
 
 
-def _model_metrics(pipeline: Any, X: np.ndarray, labels: np.ndarray, seed: int) -> ModelMetrics:
+def _model_metrics(pipeline: Pipeline, X: np.ndarray, labels: np.ndarray, seed: int) -> ModelMetrics:
     """The trained model's own metrics, computed like the sweep's."""
     Z = pipeline[:-1].transform(X)
     k = int(labels.max()) + 1

@@ -13,11 +13,22 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TypedDict
 
 from rfm.errors import RfmError
 from rfm.server.settings import MODEL_DIR_ENV, ServerSettings
 
 log = logging.getLogger("rfm.server")
+
+
+class _UvicornOptions(TypedDict):
+    """The `uvicorn.run` options both ways of serving share."""
+
+    host: str
+    port: int
+    access_log: bool
+    log_level: str
+    timeout_graceful_shutdown: int
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,8 +65,8 @@ def serve(settings: ServerSettings) -> int:
              settings.timeout)
     import uvicorn
 
-    common = {"host": settings.host, "port": settings.port, "access_log": settings.access_log,
-              "log_level": "info", "timeout_graceful_shutdown": 30}
+    common: _UvicornOptions = {"host": settings.host, "port": settings.port, "access_log": settings.access_log,
+                               "log_level": "info", "timeout_graceful_shutdown": 30}
     if settings.workers == 1:
         from rfm.server.app import create_app
 

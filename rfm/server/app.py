@@ -17,6 +17,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from rfm import __version__
@@ -43,6 +44,7 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _ERROR = {"application/json": {"schema": _ref("ErrorResponse")}}
+# OpenAPI fragments for FastAPI's `openapi_extra` and `responses` (dict[str, Any] there).
 _INVOCATIONS_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -144,6 +146,7 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error(500, f"internal error ({type(exc).__name__})")
 
+    # FastAPI's documented way to extend the schema is to replace the method on the instance.
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -171,13 +174,15 @@ def _error(status: int, detail: str) -> Response:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the typed request/response models the raw-body routes refer to."""
+    """FastAPI's document plus the typed request/response models the raw-body routes refer to
+    (the return type of `FastAPI.openapi`, which this replaces)."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     from rfm.serving.records import BatchRequest
 
-    _, defs = models_json_schema([(m, "validation") for m in (*COMPONENTS, BatchRequest)],
+    documented: tuple[type[BaseModel], ...] = (*COMPONENTS, BatchRequest)
+    _, defs = models_json_schema([(m, "validation") for m in documented],
                                  ref_template="#/components/schemas/{model}")
     schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
     app.openapi_schema = schema

@@ -15,7 +15,7 @@ import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import NoReturn
 
 import numpy as np
 from pydantic import ValidationError
@@ -34,21 +34,21 @@ from rfm.serving.records import (
 try:  # a faster JSON codec when installed; the standard library otherwise
     import orjson
 
-    def _loads(data: bytes | str) -> Any:
+    def _loads(data: bytes | str) -> object:
         return orjson.loads(data)
 
-    def _dumps(obj: Any) -> bytes:
+    def _dumps(obj: object) -> bytes:
         return orjson.dumps(obj)
 
     _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
 except ImportError:  # pragma: no cover - exercised when orjson is absent
-    def _reject_constant(name: str) -> Any:
+    def _reject_constant(name: str) -> NoReturn:
         raise ValueError(f"{name} is not allowed")
 
-    def _loads(data: bytes | str) -> Any:
+    def _loads(data: bytes | str) -> object:
         return json.loads(data, parse_constant=_reject_constant)
 
-    def _dumps(obj: Any) -> bytes:
+    def _dumps(obj: object) -> bytes:
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
 
     _JSON_ERRORS = (ValueError, UnicodeDecodeError, RecursionError)
@@ -76,10 +76,10 @@ class Batch:
     """Parsed input: the (n, 3) matrix, the records as given (for `input_data`), one customer or many."""
 
     values: np.ndarray
-    inputs: list[dict[str, Any]] | None
+    inputs: list[dict[str, int | float]] | None
     single: bool
 
-    def input_dicts(self) -> list[dict[str, Any]]:
+    def input_dicts(self) -> list[dict[str, int | float]]:
         if self.inputs is None:  # CSV: built only when a JSON response needs them
             self.inputs = [dict(zip(FIELDS, row, strict=True)) for row in self.values.tolist()]
         return self.inputs
@@ -157,7 +157,7 @@ def _decode_json(body: bytes) -> Batch:
 
 
 def _decode_jsonlines(body: bytes) -> Batch:
-    rows: list[Any] = []
+    rows: list[object] = []
     for number, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
@@ -265,6 +265,6 @@ def _csv_cell(text: str) -> str:
     return text
 
 
-def dumps(obj: Any) -> bytes:
+def dumps(obj: object) -> bytes:
     """JSON bytes for other responses (errors, /model)."""
     return _dumps(obj)

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from rfm.data import columns as C
 from rfm.data.cleaning import CleaningReport, cleaning_report
-from rfm.data.engine import connect, quote_identifier
+from rfm.data.engine import quote_identifier
 from rfm.data.query import RFM_COLUMNS, ReturnsPolicy, cleaned_lines_sql, rfm_sql
-from rfm.data.sources import SourceOptions, expand_paths, fingerprint, load_source, read_head
+from rfm.data.sources import SourceOptions, expand_paths, fingerprint, opened_source, read_head
 from rfm.data.table import RfmOptions, RfmResult, rfm_from_view
 from rfm.errors import DataError
 
@@ -129,15 +129,6 @@ class Dataset:
         return RfmResult(table=self.table, snapshot=self.snapshot, options=self.options, fingerprint=self.fingerprint)
 
 
-def content_fingerprint(table: pd.DataFrame) -> str:
-    """A short hash of the customers and their recency, frequency and monetary: equal for the same data
-    and snapshot wherever the files live or whenever they were written."""
-    import pandas as pd
-
-    hashed = pd.util.hash_pandas_object(table[["customer_id", "recency", "frequency", "monetary"]], index=False)
-    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
-
-
 # --- loading -------------------------------------------------------------------------------------
 
 
@@ -155,9 +146,7 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
                 with_cleaning_report: bool) -> Dataset:
     import pandas as pd
 
-    con = connect(memory_limit)
-    try:
-        loaded = load_source(con, source.paths, source.read)
+    with opened_source(source.paths, source.read, memory_limit=memory_limit) as (con, loaded):
         report = cleaning_report(con, loaded.view) if with_cleaning_report else None
         if not loaded.cleaned:  # clean once; the RFM statement and the per-customer extras read the result
             con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(loaded.view))}")
@@ -169,8 +158,6 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
             "WHERE CAST(invoice_date AS DATE) < CAST(? AS DATE) GROUP BY customer_id",
             [result.snapshot.isoformat()],
         ).df()
-    finally:
-        con.close()
     extra["customer_id"] = extra["customer_id"].astype(str)
     customers = result.table.merge(extra[["customer_id", "country"]], on="customer_id", how="left")
     if loaded.mapping.country is None:
@@ -178,7 +165,7 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
     first = pd.Timestamp(extra["first_date"].min()).date() if len(extra) else None
     last = pd.Timestamp(extra["last_date"].max()).date() if len(extra) else None
     return Dataset(customers=customers, snapshot=result.snapshot, options=options,
-                   fingerprint=content_fingerprint(result.table), label=source.describe(), cleaning=report,
+                   fingerprint=result.fingerprint, label=source.describe(), cleaning=report,
                    first_date=first, last_date=last)
 
 
@@ -187,7 +174,7 @@ def _load_athena(source: AthenaSource, options: RfmOptions) -> Dataset:
 
     result = compute_rfm_athena(source.config, options)
     return Dataset(customers=result.table, snapshot=result.snapshot, options=options,
-                   fingerprint=content_fingerprint(result.table), label=source.describe())
+                   fingerprint=result.fingerprint, label=source.describe())
 
 
 def write_rfm_table(request: DatasetRequest, out: str, *, memory_limit: str | None = None) -> int:
@@ -214,11 +201,8 @@ def rfm_statement(request: DatasetRequest) -> tuple[str, tuple[str, ...]]:
 
         query = athena_rfm_query(request.source.config, request.options)
         return query.sql, tuple(query.parameters)
-    con = connect()
-    try:
-        loaded = load_source(con, request.source.paths, request.source.read)
-    finally:
-        con.close()
+    with opened_source(request.source.paths, request.source.read) as (_, loaded):
+        pass  # loading checks the files and tells whether the log was already cleaned by `rfm ingest`
     sql = rfm_sql(quote_identifier(loaded.view), cleaned=loaded.cleaned, snapshot=request.snapshot,
                   returns=request.returns)
     return sql, ()

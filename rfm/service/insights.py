@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rfm.errors import DataError
-from rfm.model import SegmentModel
+from rfm.model import RevenueConcentration, SegmentModel, revenue_concentration
 from rfm.segments import SEGMENT_DESCRIPTIONS, rf_grid
 from rfm.service.datasets import Dataset
 
@@ -46,6 +46,12 @@ def kpis(dataset: Dataset) -> Kpis:
     table = dataset.customers
     return Kpis(customers=len(table), revenue=float(table["monetary"].sum()), orders=int(table["frequency"].sum()),
                 first_date=dataset.first_date, last_date=dataset.last_date, snapshot=dataset.snapshot)
+
+
+def concentration(customers: pd.DataFrame) -> RevenueConcentration:
+    """How much of the revenue the top 1/5/10/20/50% of customers bring, the Lorenz curve and the Gini
+    coefficient, over the customers with positive net revenue."""
+    return revenue_concentration(customers["monetary"])
 
 
 def period_label(first: date, last: date) -> str:

@@ -7,7 +7,9 @@ fingerprint, snapshot, returns policy) and can be checked against the data it is
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rfm.errors import ModelError
@@ -47,6 +49,11 @@ def train(dataset: Dataset, k: int, *, seed: int = DEFAULT_SEED, sweep_result: S
     return train_model(dataset.rfm_result(), k, seed=seed, sweep_result=sweep_result, data_label=dataset.label)
 
 
+def open_store(models_dir: str | os.PathLike[str]) -> ModelStore:
+    """The model versions in a folder (created on the first save)."""
+    return ModelStore(models_dir)
+
+
 def save(store: ModelStore, model: SegmentModel, *, promote: bool = False) -> str:
     """Save a model as a new version (atomically), promoting it when asked; returns the version."""
     version = store.save(model)
@@ -74,7 +81,10 @@ def resolve_cluster(model: SegmentModel, cluster: int | str) -> int:
     return cluster_id
 
 
-def rename(store: ModelStore, version: str, changes: Mapping[int | str, str]) -> SegmentModel:
+ClusterNames = Mapping[int, str] | Mapping[str, str] | Mapping[int | str, str]
+
+
+def rename(store: ModelStore, version: str, changes: ClusterNames) -> SegmentModel:
     """Rename clusters of a saved version (by id or current name) in ONE atomic write: every new name
     is checked first (non-empty, unique, swaps allowed), so a bad one changes nothing."""
     if not changes:
@@ -82,6 +92,15 @@ def rename(store: ModelStore, version: str, changes: Mapping[int | str, str]) ->
     model = store.load(version)
     by_id = {resolve_cluster(model, cluster): name for cluster, name in changes.items()}
     return store.rename_clusters(version, by_id)
+
+
+def package(store: ModelStore, version: str, out: str | os.PathLike[str]) -> Path:
+    """model.tar.gz for SageMaker (model.joblib and metadata.json at the root); the version is verified
+    first. An unwritable `out` is a one-line ModelError."""
+    try:
+        return store.package(version, out)
+    except OSError as exc:
+        raise ModelError(f"{out}: cannot write: {exc.strerror or exc}") from exc
 
 
 def promote(store: ModelStore, version: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
 
@@ -34,9 +33,8 @@ class FitIssue:
     here: str
 
     def describe(self) -> str:
-        if self.aspect == "data":
-            return f"other data ({self.here}, trained on {self.trained})"
-        return f"{self.aspect} {self.here} (trained with {self.trained})"
+        """This side only: the warning line states the trained side once, before the differences."""
+        return f"other data ({self.here})" if self.aspect == "data" else f"{self.aspect} {self.here}"
 
 
 def fit_issues(model: SegmentModel, dataset: Dataset) -> tuple[FitIssue, ...]:
@@ -66,7 +64,7 @@ def fit_warning(model: SegmentModel, issues: Sequence[FitIssue]) -> str | None:
         f"returns {meta.returns_policy}" if meta.returns_policy else None,
     ) if part)
     return (f"model {model.version or '(unsaved)'} was trained on {trained}; applied here to "
-            + "; ".join(issue.describe() for issue in issues))
+            + ", ".join(issue.describe() for issue in issues))
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ class SegmentReport:
     profiles: pd.DataFrame
     concentration: RevenueConcentration
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         import json
 
         segmentation = self.segmentation

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 
 from rfm.errors import RfmError, ScoringError
 from rfm.serving.records import FIELDS, CustomerRecord, records_from_mappings, validate_record
@@ -30,6 +30,15 @@ if TYPE_CHECKING:
     from rfm.model import SegmentModel
 
 DEFAULT_TIMEOUT = 10.0
+
+
+class ScoreDict(TypedDict):
+    """`ScoreResult.as_dict()`: the published response format of one score."""
+
+    cluster: int
+    segment: str
+    input_data: dict[str, int | float]
+    model_version: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +50,18 @@ class ScoreResult:
     input_data: dict[str, int | float] = field(hash=False)
     model_version: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ScoreDict:
         """Exactly the published format: cluster, segment, input_data, model_version."""
         return {"cluster": self.cluster, "segment": self.segment, "input_data": dict(self.input_data),
                 "model_version": self.model_version}
 
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "the server") -> ScoreResult:
+    def from_dict(cls, data: object, *, source: str = "the server") -> ScoreResult:
         """Parse a response object; a ScoringError when it is not in the published format."""
+        answer: Any = data  # parsed JSON of any shape: indexed as a score, a wrong shape raises below
         try:
-            cluster, segment, version = data["cluster"], data["segment"], data["model_version"]
-            input_data = {name: data["input_data"][name] for name in FIELDS}
+            cluster, segment, version = answer["cluster"], answer["segment"], answer["model_version"]
+            input_data = {name: answer["input_data"][name] for name in FIELDS}
         except (KeyError, TypeError):
             raise ScoringError(f"{source} answered something that is not a score: {_short(data)}") from None
         if isinstance(cluster, bool) or not isinstance(cluster, int) or not isinstance(segment, str):
@@ -112,13 +122,41 @@ class LocalClient:
         return f"in-process model {self.model.version} (from {self._where})"
 
 
+class _Readable(Protocol):
+    def read(self) -> bytes: ...
+
+
+class _ClientMeta(Protocol):
+    @property
+    def region_name(self) -> str: ...
+
+
+class InvokeEndpointOutput(TypedDict):
+    """The part of `invoke_endpoint`'s response a client reads."""
+
+    Body: _Readable
+
+
+class SageMakerRuntime(Protocol):
+    """What `SageMakerClient` uses of a boto3 `sagemaker-runtime` client (boto3 ships no types)."""
+
+    @property
+    def meta(self) -> _ClientMeta: ...
+
+    def invoke_endpoint(self, *, EndpointName: str, ContentType: str, Accept: str,
+                        Body: bytes) -> InvokeEndpointOutput: ...
+
+
 class _RemoteClient:
     """Scoring over the wire: one customer as a JSON record, a batch as {"instances": [...]}; subclasses
     only say how a JSON payload is sent (`_send`) and how the backend is named in messages (`_source`)."""
 
-    _source: str
+    @property
+    def _source(self) -> str:
+        raise NotImplementedError
 
-    def _send(self, payload: Any) -> Any:
+    def _send(self, payload: dict[str, object]) -> object:
+        """POST `payload` as JSON; the parsed JSON answer."""
         raise NotImplementedError
 
     def score(self, recency: float, frequency: float, monetary: float) -> ScoreResult:
@@ -147,11 +185,11 @@ class HttpClient(_RemoteClient):
     def describe(self) -> str:
         return f"model server {self.url}"
 
-    def model_info(self) -> dict[str, Any]:
-        """GET /model: version, k, segments, centroids."""
+    def model_info(self) -> object:
+        """GET /model: version, k, segments, centroids (the parsed JSON answer, as the server sent it)."""
         return self._request(urllib.request.Request(f"{self.url}/model", headers={"Accept": "application/json"}))
 
-    def _send(self, payload: Any) -> Any:
+    def _send(self, payload: dict[str, object]) -> object:
         body = json.dumps(payload, allow_nan=False).encode()
         request = urllib.request.Request(
             f"{self.url}/invocations", data=body, method="POST",
@@ -159,7 +197,7 @@ class HttpClient(_RemoteClient):
         )
         return self._request(request)
 
-    def _request(self, request: urllib.request.Request) -> Any:
+    def _request(self, request: urllib.request.Request) -> object:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
@@ -190,7 +228,7 @@ class SageMakerClient(_RemoteClient):
     points it elsewhere, e.g. at a local moto server in the tests."""
 
     def __init__(self, endpoint_name: str, region: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 endpoint_url: str | None = None, client: Any = None) -> None:
+                 endpoint_url: str | None = None, client: SageMakerRuntime | None = None) -> None:
         if not endpoint_name:
             raise ScoringError("a SageMaker endpoint name is required (sagemaker:NAME)")
         self.endpoint_name = endpoint_name
@@ -217,7 +255,7 @@ class SageMakerClient(_RemoteClient):
     def _source(self) -> str:
         return f"SageMaker endpoint {self.endpoint_name}"
 
-    def _send(self, payload: Any) -> Any:
+    def _send(self, payload: dict[str, object]) -> object:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -256,7 +294,7 @@ def make_client(endpoint: str | None = None, *, models_dir: str = "models", vers
     raise ScoringError(f"unknown endpoint {endpoint!r}: use 'local', http://host:port or sagemaker:NAME")
 
 
-def _predictions(answer: Any, expected: int, source: str) -> list[ScoreResult]:
+def _predictions(answer: object, expected: int, source: str) -> list[ScoreResult]:
     predictions = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(predictions, list) or len(predictions) != expected:
         raise ScoringError(f"{source} answered something that is not {expected} scores: {_short(answer)}")
@@ -291,7 +329,7 @@ def _aws_message(exc: Exception) -> str:
     return str(exc)
 
 
-def _short(value: Any) -> str:
+def _short(value: object) -> str:
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else repr(value)
     text = " ".join(text.split())
     return text if len(text) <= 120 else text[:117] + "..."

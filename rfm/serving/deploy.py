@@ -12,13 +12,18 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, TypeVar, overload
 
 from rfm.errors import RfmError
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+
+_T = TypeVar("_T")
 
 DEFAULT_INSTANCE_TYPE = "ml.t2.medium"
 DEFAULT_PREFIX = "rfm-models"
@@ -36,8 +41,38 @@ class DeployResult:
     status: str
     failure_reason: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, str | None]:
         return dict(self.__dict__)
+
+
+# What a deploy uses of boto3's clients (boto3 ships no types; any object with these methods will do).
+class S3Uploader(Protocol):
+    """An `s3` client: the archive is uploaded with the transfer manager."""
+
+    def upload_file(self, filename: str, bucket: str, key: str, /) -> None: ...
+
+
+class DescribeEndpointOutput(TypedDict, total=False):
+    """The part of `describe_endpoint`'s response a deploy reads."""
+
+    EndpointStatus: str
+    FailureReason: str
+
+
+class SageMakerApi(Protocol):
+    """A `sagemaker` client: the calls that create a model, an endpoint config and the endpoint."""
+
+    def create_model(self, *, ModelName: str, PrimaryContainer: Mapping[str, object], ExecutionRoleArn: str,
+                     Tags: Sequence[Mapping[str, str]]) -> object: ...
+
+    def create_endpoint_config(self, *, EndpointConfigName: str,
+                               ProductionVariants: Sequence[Mapping[str, object]]) -> object: ...
+
+    def create_endpoint(self, *, EndpointName: str, EndpointConfigName: str) -> object: ...
+
+    def update_endpoint(self, *, EndpointName: str, EndpointConfigName: str) -> object: ...
+
+    def describe_endpoint(self, *, EndpointName: str) -> DescribeEndpointOutput: ...
 
 
 def resource_name(*parts: str, stamp: str) -> str:
@@ -52,7 +87,8 @@ def deploy_model(
     prefix: str = DEFAULT_PREFIX, instance_type: str = DEFAULT_INSTANCE_TYPE, instance_count: int = 1,
     models_dir: str = "models", region: str | None = None, wait: bool = True, poll_seconds: float = 15.0,
     timeout_seconds: float = 3600.0, progress: Callable[[str], None] = lambda _: None,
-    s3_client: Any = None, sagemaker_client: Any = None, environment: dict[str, str] | None = None,
+    s3_client: S3Uploader | None = None, sagemaker_client: SageMakerApi | None = None,
+    environment: dict[str, str] | None = None,
 ) -> DeployResult:
     """Package, upload, create Model + EndpointConfig, create or update the endpoint, wait."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -79,8 +115,8 @@ def deploy_model(
 
         model_name = resource_name(endpoint, version, stamp=stamp)
         config_name = resource_name(endpoint, "config", stamp=stamp)
-        container: dict[str, Any] = {"Image": image_uri, "ModelDataUrl": model_data_url,
-                                     "Environment": dict(environment or {})}
+        container: dict[str, object] = {"Image": image_uri, "ModelDataUrl": model_data_url,
+                                        "Environment": dict(environment or {})}
         progress(f"creating model {model_name}")
         _aws("sagemaker CreateModel", lambda: sagemaker_client.create_model(
             ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=role_arn,
@@ -117,7 +153,7 @@ def deploy_model(
     return result
 
 
-def _aws(operation: str, call: Callable[[], Any]) -> Any:
+def _aws(operation: str, call: Callable[[], _T]) -> _T:
     """One AWS call; its error as one line naming the operation (and the permission, when denied)."""
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -133,7 +169,7 @@ def _aws(operation: str, call: Callable[[], Any]) -> Any:
         raise RfmError(f"{operation} failed: {exc}") from None
 
 
-def _client_error(operation: str, exc: Any) -> RfmError:
+def _client_error(operation: str, exc: ClientError) -> RfmError:
     error = exc.response.get("Error", {})
     code, message = error.get("Code", "Error"), error.get("Message", "")
     hint = ""
@@ -152,7 +188,17 @@ _PERMISSION = {
 }
 
 
-def _endpoint_status(client: Any, endpoint: str, *, detail: bool = False) -> Any:
+@overload
+def _endpoint_status(client: SageMakerApi, endpoint: str) -> str | None: ...
+
+
+@overload
+def _endpoint_status(client: SageMakerApi, endpoint: str, *,
+                     detail: Literal[True]) -> tuple[str, str | None] | None: ...
+
+
+def _endpoint_status(client: SageMakerApi, endpoint: str, *,
+                     detail: bool = False) -> str | tuple[str, str | None] | None:
     """The endpoint's status (None when it does not exist); with detail, (status, failure reason)."""
     from botocore.exceptions import ClientError
 
@@ -167,7 +213,7 @@ def _endpoint_status(client: Any, endpoint: str, *, detail: bool = False) -> Any
     return (status, described.get("FailureReason")) if detail else status
 
 
-def _wait(client: Any, endpoint: str, poll: float, timeout: float,
+def _wait(client: SageMakerApi, endpoint: str, poll: float, timeout: float,
           progress: Callable[[str], None]) -> tuple[str, str | None]:
     started = time.monotonic()
     last = None

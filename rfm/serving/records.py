@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, PlainValidator, TypeAdapter, ValidationError, WithJsonSchema
@@ -22,7 +22,7 @@ FIELDS: tuple[str, str, str] = ("recency", "frequency", "monetary")
 NON_NEGATIVE: frozenset[str] = frozenset({"recency", "frequency"})
 
 
-def _number(value: Any) -> int | float:
+def _number(value: object) -> int | float:
     """A JSON number as given (ints stay ints, so the echoed input reads like the request)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"must be a number, got {value!r}")
@@ -36,7 +36,7 @@ def _number(value: Any) -> int | float:
     return value
 
 
-def _non_negative(value: Any) -> int | float:
+def _non_negative(value: object) -> int | float:
     number = _number(value)
     if number < 0:
         raise ValueError(f"cannot be negative, got {number!r}")
@@ -102,7 +102,7 @@ def describe_validation_error(exc: ValidationError, *, index_offset: int = 0, si
     return prefix + what + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
 
-def validate_record(data: Any, *, index: int = 0) -> CustomerRecord:
+def validate_record(data: object, *, index: int = 0) -> CustomerRecord:
     """One record from parsed JSON (a dict), or DataError naming the record and field."""
     try:
         return CustomerRecord.model_validate(data)
@@ -110,7 +110,7 @@ def validate_record(data: Any, *, index: int = 0) -> CustomerRecord:
         raise DataError(describe_validation_error(exc, index_offset=index, single=True)) from None
 
 
-def validate_records(data: Any, *, index_offset: int = 0) -> list[CustomerRecord]:
+def validate_records(data: object, *, index_offset: int = 0) -> list[CustomerRecord]:
     """Several records from parsed JSON (a list of dicts), or DataError naming the first bad one."""
     try:
         return _RECORDS.validate_python(data)
@@ -118,7 +118,7 @@ def validate_records(data: Any, *, index_offset: int = 0) -> list[CustomerRecord
         raise DataError(describe_validation_error(exc, index_offset=index_offset)) from None
 
 
-def records_from_mappings(records: Sequence[Mapping[str, Any]]) -> list[CustomerRecord]:
+def records_from_mappings(records: Sequence[Mapping[str, object]]) -> list[CustomerRecord]:
     """Client-side validation of `score_batch` input (same rules as the server)."""
     return validate_records([dict(r) if isinstance(r, Mapping) else r for r in records])
 
