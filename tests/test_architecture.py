@@ -23,13 +23,27 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"service", "data", "cloud", "model", "server", "serving"},
     "dashboard": {"service", "data", "cloud", "model", "serving"},
 }
-# The faces reach the data, models and scoring through rfm.service; what they may still import from
-# a lower layer is a type or a parsing helper, never a job. These are the only lower-layer names used.
+# The faces reach the data, models and scoring through rfm.service; from a lower layer they import only
+# types, constants and parsing helpers (and the server, which `rfm serve` starts), never a job.
 FACE_IMPORTS_BELOW_SERVICE: set[str] = {
-    "rfm.data.columns", "rfm.data.query", "rfm.data.sources", "rfm.data.demo", "rfm.data.ingest",
-    "rfm.cloud.athena", "rfm.cloud.s3", "rfm.cloud.ddl", "rfm.model", "rfm.model.store", "rfm.model.sweep",
-    "rfm.server.__main__", "rfm.server.settings", "rfm.serving.clients", "rfm.serving.deploy",
+    "rfm.data.columns", "rfm.data.query", "rfm.data.sources", "rfm.cloud.athena", "rfm.model",
+    "rfm.model.store", "rfm.model.sweep", "rfm.server.__main__", "rfm.server.settings", "rfm.serving.clients",
 }
+# ...and of those modules, only these names (types, constants, parsers; athena_config builds a config).
+FACE_NAMES_BELOW_SERVICE: set[str] = {
+    "parse_map_args", "CANONICAL_COLUMNS", "RETURNS_POLICIES", "ReturnsPolicy", "SourceOptions", "expand_paths",
+    "athena_config", "ModelStore", "SegmentModel", "RevenueConcentration", "NOT_SEGMENTED_NAME", "VersionSummary",
+    "SweepResult", "ScoringClient", "configure_logging", "serve", "DEFAULT_MODEL_DIR", "ServerSettings",
+}
+
+
+def _imported_names(path: Path) -> set[tuple[str, str]]:
+    """(module, name) of every `from rfm.x import name` in a file."""
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rfm."):
+            found.update((node.module, alias.name) for alias in node.names)
+    return found
 
 
 def _imports(path: Path) -> set[str]:
@@ -64,6 +78,9 @@ def test_faces_do_their_jobs_through_the_service() -> None:
         for module in _imports(path):
             if _package(module) in {"data", "cloud", "model", "server", "serving"}:
                 assert module in FACE_IMPORTS_BELOW_SERVICE, f"{path.relative_to(REPO)} imports {module}"
+        for module, name in _imported_names(path):
+            if _package(module) in {"data", "cloud", "model", "server", "serving"}:
+                assert name in FACE_NAMES_BELOW_SERVICE, f"{path.relative_to(REPO)} imports {name} from {module}"
 
 
 def test_only_the_dashboard_imports_streamlit() -> None:

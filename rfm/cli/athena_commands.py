@@ -27,20 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_ddl(args: argparse.Namespace) -> int:
     from rfm.cloud.athena import athena_config
-    from rfm.cloud.ddl import DEFAULT_YEARS, create_database_ddl, create_table_ddl, parse_years
+    from rfm.service import logs
 
     config = athena_config(settings_from_args(args))
-    first, last = parse_years(args.years) if args.years else DEFAULT_YEARS
-    ddl = create_table_ddl(config.database, config.table, args.location, first, last)
+    ddl = logs.athena_table_ddl(config, args.location, args.years)
     print(ddl + ";")
     if args.execute:
-        from rfm.cloud.athena import connect_athena, run_statement
-
-        connection = connect_athena(config)
-        try:
-            run_statement(connection, create_database_ddl(config.database), config.timeout_seconds)
-            run_statement(connection, ddl, config.timeout_seconds)
-        finally:
-            connection.close()
+        logs.create_athena_table(config, ddl)
         print(f"created {config.database}.{config.table} in Athena", file=sys.stderr)
     return 0

@@ -44,27 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from rfm.service import logs
+
     settings = settings_from_args(args)
-    if args.to:
-        from rfm.cloud.s3 import ingest_to_s3
-
-        upload = ingest_to_s3(args.src, args.to, source_options(args), replace=args.replace,
-                              memory_limit=settings.duckdb_memory_limit)
-        report = upload.report
-        done = f"uploaded {len(upload.keys)} Parquet file(s) to {upload.location.uri}"
-        if upload.first_year is not None:
-            done += (f"\nnext: rfm athena ddl --location {upload.location.uri} "
-                     f"--years {upload.first_year}-{upload.last_year} --database DB --table TABLE")
-    else:
-        from rfm.data.ingest import ingest
-
-        report = ingest(args.src, args.out, source_options(args), memory_limit=settings.duckdb_memory_limit)
-        done = f"wrote {args.out}"
+    result = logs.ingest(args.src, source_options(args), out=args.out, to=args.to, replace=args.replace,
+                         memory_limit=settings.duckdb_memory_limit)
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps(result.report.as_dict(), indent=2))
     else:
-        print(report.format())
-        print(done, file=sys.stderr)
+        print(result.report.format())
+        print(result.written + (f"\nnext: {result.next_step}" if result.next_step else ""), file=sys.stderr)
     return 0
 
 
@@ -86,8 +75,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from rfm.data.demo import write_demo
+    from rfm.service.logs import write_demo_log
 
-    rows = write_demo(args.out, rows=args.rows, seed=args.seed)
+    rows = write_demo_log(args.out, rows=args.rows, seed=args.seed)
     print(f"wrote {rows:,} lines to {args.out}", file=sys.stderr)
     return 0

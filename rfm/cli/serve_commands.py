@@ -99,17 +99,16 @@ def _number(value: float) -> int | float:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from rfm.serving.deploy import deploy_model
+    from rfm.service import models
 
     def progress(message: str) -> None:
         print(f"rfm deploy: {message}", file=sys.stderr, flush=True)
 
-    result = deploy_model(
-        version=args.model, endpoint=args.endpoint, image_uri=args.image_uri, role_arn=args.role_arn,
-        bucket=args.bucket, prefix=args.prefix, instance_type=args.instance_type,
-        instance_count=args.instance_count, models_dir=str(settings_from_args(args).models_dir), region=args.region,
-        wait=not args.no_wait, poll_seconds=args.poll_seconds, timeout_seconds=args.wait_timeout,
-        progress=progress,
+    result = models.deploy(
+        model_store(settings_from_args(args)), args.model, args.endpoint, image_uri=args.image_uri,
+        role_arn=args.role_arn, bucket=args.bucket, prefix=args.prefix, instance_type=args.instance_type,
+        instance_count=args.instance_count, region=args.region, wait=not args.no_wait,
+        poll_seconds=args.poll_seconds, timeout_seconds=args.wait_timeout, progress=progress,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

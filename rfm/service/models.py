@@ -8,7 +8,7 @@ fingerprint, snapshot, returns policy) and can be checked against the data it is
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rfm.model.store import VersionSummary
     from rfm.model.sweep import SweepResult
     from rfm.service.datasets import Dataset
+    from rfm.serving.deploy import DeployResult
 
 DEFAULT_SEED = 42  # the same data, k and seed give the same model
 DEFAULT_K_RANGE = (2, 10)
@@ -101,6 +102,19 @@ def package(store: ModelStore, version: str, out: str | os.PathLike[str]) -> Pat
         return store.package(version, out)
     except OSError as exc:
         raise ModelError(f"{out}: cannot write: {exc.strerror or exc}") from exc
+
+
+def deploy(store: ModelStore, version: str, endpoint: str, *, image_uri: str, role_arn: str, bucket: str,
+           prefix: str, instance_type: str, instance_count: int, region: str | None, wait: bool,
+           poll_seconds: float, timeout_seconds: float, progress: Callable[[str], None]) -> DeployResult:
+    """Deploy a version to a SageMaker real-time endpoint (package, upload to S3, Model, EndpointConfig,
+    create or update the endpoint, wait); see rfm.serving.deploy."""
+    from rfm.serving.deploy import deploy_model
+
+    return deploy_model(version=version, endpoint=endpoint, image_uri=image_uri, role_arn=role_arn, bucket=bucket,
+                        prefix=prefix, instance_type=instance_type, instance_count=instance_count,
+                        models_dir=str(store.root), region=region, wait=wait, poll_seconds=poll_seconds,
+                        timeout_seconds=timeout_seconds, progress=progress)
 
 
 def promote(store: ModelStore, version: str) -> None:
