@@ -138,7 +138,7 @@ def main() -> int:
             # Alternate the two entries so both see the same machine conditions.
             for run in range(args.cold_runs):
                 for entry, results in ((PLAIN_ENTRY, cold_plain), (PRODUCT_ENTRY, cold)):
-                    proc, url, seconds = start(env, tmp / f"streamlit-{entry}-{run}.log", entry)
+                    proc, url, seconds = start(env, tmp / f"streamlit-{Path(entry).stem}-{run}.log", entry)
                     ready[entry].append(seconds)
                     try:
                         results.append(open_overview(browser, url))

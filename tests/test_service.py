@@ -206,3 +206,24 @@ def test_the_scoring_endpoint_setting_serves_the_cli(capsys: pytest.CaptureFixtu
     code, out, _ = run(capsys, "score", "--recency", "15", "--frequency", "12", "--monetary", "540",
                        "--endpoint", "local", "--models-dir", str(REPO / "models"))
     assert code == 0 and '"segment"' in out
+
+
+def test_rfm_dashboard_reads_the_settings_where_the_user_is(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rfm dashboard` runs Streamlit from the project root; relative paths in the settings keep meaning
+    what they meant where the command was typed, and a malformed settings file stops it in one line."""
+    from rfm.cli.dashboard_commands import _absolute_paths
+    from rfm.config import load_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RFM_MODELS_DIR", "my-models")
+    monkeypatch.setenv("RFM_DATA", "sales.csv, ~/more.parquet")
+    paths = _absolute_paths(load_settings())
+    assert paths["RFM_MODELS_DIR"] == str(tmp_path / "my-models")
+    assert paths["RFM_DATA"] == f"{tmp_path / 'sales.csv'},{Path('~/more.parquet').expanduser()}"
+    assert paths["RFM_SECRETS_TOML"] == str(tmp_path / ".streamlit" / "secrets.toml")
+    (tmp_path / "bad.toml").write_text("[rfm\n")
+    monkeypatch.setenv("RFM_SECRETS_TOML", "bad.toml")
+    code, _, err = run(capsys, "dashboard", "--server.port", "1")
+    assert code == 2 and err.startswith("rfm dashboard: error: ") and "bad.toml" in err
+    assert Path.cwd() == tmp_path  # stopped before changing directory or starting Streamlit
