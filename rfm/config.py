@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -101,6 +101,25 @@ class Settings(BaseSettings):
         None, "DuckDB's memory limit, e.g. 4GB (DuckDB spills to disk beyond it)",
         shown_default="DuckDB's default (80% of RAM)")
 
+    # --- security: who may do what, what may be read, which models may be loaded -----------------
+    data_roots: Annotated[list[str], NoDecode] = _setting(
+        lambda: [".data", "data"], "the folders the dashboard's local-path source may read, checked after "
+        "resolving symlinks and .. (comma-separated in the environment; a list in the file)",
+        shown_default=".data, data")
+    upload_max_mb: int = _setting(200, "the largest file the dashboard accepts as an upload, in MB", ge=1)
+    model_signing_key: SecretStr | None = _setting(
+        None, "HMAC-SHA256 key: saving signs a model version's manifest, loading refuses a missing or wrong "
+        "signature")
+    analysts: Annotated[list[str], NoDecode] = _setting(
+        list, "who may also retrain, rename and promote in the dashboard: e-mail addresses, @domain, or "
+        "group:NAME (from the groups claim); comma-separated in the environment", shown_default="(nobody)")
+    marketers: Annotated[list[str], NoDecode] = _setting(
+        list, "who may view, score and export in the dashboard: e-mail addresses, @domain, or group:NAME",
+        shown_default="(nobody)")
+    groups_claim: str = _setting("groups", "the OIDC claim that lists a signed-in user's groups")
+    audit_log: Path = _setting(Path(".data/audit.jsonl"),
+                               "where retrains, renames, promotions and exports are recorded (JSON lines)")
+
     # --- the Athena source ------------------------------------------------------------------------
     athena_database: str | None = _setting(None, "Athena database holding the cleaned log")
     athena_table: str | None = _setting(None, "Athena table holding the cleaned log")
@@ -141,14 +160,14 @@ class Settings(BaseSettings):
         None, "internal: the verified model directory `serve` hands to its worker processes",
         env=("RFM_SERVER_MODEL_DIR",), file=False)
 
-    @field_validator("data", mode="before")
+    @field_validator("data", "data_roots", "analysts", "marketers", mode="before")
     @classmethod
-    def _split_data(cls, value: object) -> list[str]:
+    def _split_list(cls, value: object) -> list[str]:
         if isinstance(value, str):
             value = value.split(",")
         if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
             return [item.strip() for item in value if item.strip()]
-        raise ValueError("expected a list of files, globs or folders, or a comma-separated string")
+        raise ValueError("expected a list, or a comma-separated string")
 
     @field_validator("athena_columns", mode="before")
     @classmethod

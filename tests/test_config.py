@@ -313,7 +313,7 @@ def test_bad_file_values_name_the_file_table_and_key(tmp_path: Path) -> None:
     assert one_line_error(env) == f"{path}: [athena] timeout_seconds='x': expected a number"
     env = settings_file(tmp_path, "[rfm]\ndata = 5\n")
     assert one_line_error(env) == (
-        f"{path}: [rfm] data=5: expected a list of files, globs or folders, or a comma-separated string")
+        f"{path}: [rfm] data=5: expected a list, or a comma-separated string")
     env = settings_file(tmp_path, "[athena.columns]\ncustomer_id = 3\n")
     assert one_line_error(env).startswith(f"{path}: [athena] columns=")
     env = settings_file(tmp_path, "[scoring]\ntimeout = 0\n")
@@ -357,7 +357,8 @@ def test_every_field_is_documented() -> None:
 def test_documented_file_keys_are_the_accepted_ones(tmp_path: Path) -> None:
     """Every documented file key is accepted by the settings file (a value of the right type each)."""
     samples = {"data": '["a.csv"]', "athena_columns": '{ customer_id = "c" }', "athena_unload": "true",
-               "server_access_log": "false", "server_port": "8081", "server_workers": "2"}
+               "server_access_log": "false", "server_port": "8081", "server_workers": "2",
+               "upload_max_mb": "50", "data_roots": "[\"data\"]", "analysts": "[\"a@b.c\"]", "marketers": "\"@b.c\""}
     numbers = {"athena_timeout_seconds", "athena_poll_interval", "scoring_timeout", "server_timeout"}
     tables: dict[str, list[str]] = {}
     for row in SETTINGS_DOC:
