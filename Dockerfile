@@ -4,14 +4,18 @@
 #   docker run -p 8080:8080 rfm-segments serve
 # SageMaker runs `docker run IMAGE serve` and mounts the endpoint's model.tar.gz over /opt/ml/model.
 
-# --- the model: only the chosen version's two files reach the final image ------------------------
+# --- the model: only the chosen version's files reach the final image ----------------------------
+# A version is model.skops + metadata.json + manifest.json (+ manifest.sig when signed); the server
+# verifies them all at start (and never needs skops: it scores from metadata.json's predictor arrays).
 FROM python:3.11-slim AS model
 ARG MODEL_VERSION=""
 COPY models/ /tmp/models/
 RUN version="${MODEL_VERSION:-$(cat /tmp/models/CURRENT)}" \
- && test -f "/tmp/models/${version}/model.joblib" \
+ && src="/tmp/models/${version}" \
+ && test -f "${src}/manifest.json" && test -f "${src}/model.skops" && test -f "${src}/metadata.json" \
  && mkdir -p /opt/ml/model \
- && cp "/tmp/models/${version}/model.joblib" "/tmp/models/${version}/metadata.json" /opt/ml/model/
+ && cp "${src}/model.skops" "${src}/metadata.json" "${src}/manifest.json" /opt/ml/model/ \
+ && if [ -f "${src}/manifest.sig" ]; then cp "${src}/manifest.sig" /opt/ml/model/; fi
 
 # --- the server ---------------------------------------------------------------------------------
 FROM python:3.11-slim

@@ -1,8 +1,9 @@
 """The RFM segmentation dashboard: `streamlit run streamlit_app.py` (or `make run`).
 
-This entrypoint is the frame around every page: it sets the page config, renders the shared sidebar
-(data source, snapshot date, returns policy, model version, scoring backend) and runs the page the
-user picked. Pages live in pages/, one file each, and only lay out widgets.
+This entrypoint is the frame around every page: it sets the page config, admits the user (sign-in and
+role, or local mode: rfm.dashboard.auth), renders the shared sidebar (data source, snapshot date,
+returns policy, model version, scoring backend) and runs the page the user picked. Pages live in
+pages/, one file each, and only lay out widgets.
 
 The files are named `<page>_page.py` while the URLs are `/<page>`: a file whose name equals its URL
 path would also match Streamlit's legacy pages/ discovery (same page hash), which runs the file
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from rfm.dashboard import auth
 from rfm.dashboard.sidebar import render_sidebar
 
 st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
@@ -24,6 +26,13 @@ PAGES = [
     st.Page("pages/score_page.py", url_path="score", title="Score", icon=":material/person_search:"),
     st.Page("pages/export_page.py", url_path="export", title="Export", icon=":material/download:"),
 ]
+
+# Who is this? Before the sidebar loads any data: a visitor who is not signed in (or has no role) gets
+# the sign-in screen or one line, and the run ends here with nothing of the data read.
+if auth.gate() is None:
+    st.session_state.pop("_ctx", None)
+    st.navigation(PAGES, position="hidden")  # still an st.navigation app; no page runs
+    st.stop()
 
 page = st.navigation(PAGES)
 st.session_state["_ctx"] = render_sidebar()

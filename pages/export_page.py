@@ -7,9 +7,10 @@ import streamlit as st
 from rfm.dashboard import state as app_state
 from rfm.dashboard.views import export_file_name
 from rfm.errors import RfmError
-from rfm.service import insights, segmentation
+from rfm.service import access, insights, segmentation
 
 ctx = app_state.context()
+who = app_state.principal()
 app_state.page_header("Export", ctx)
 if not app_state.require_model(ctx) or ctx.segmentation is None:
     st.stop()
@@ -31,16 +32,30 @@ filters = segmentation.ExportFilter(
     segments=tuple(segments), countries=tuple(picked), min_monetary=min_monetary,
     max_recency=int(max_recency) if max_recency is not None else None)
 try:
-    rows = segmentation.export_frame(ctx.segmentation, filters)
+    rows = access.export_rows(who, ctx.segmentation, filters)
 except RfmError as exc:
     st.error(str(exc))
     st.stop()
 st.metric("Customers to export", f"{len(rows):,}")
+
+
+def _record_download(count: int, chosen: segmentation.ExportFilter) -> None:
+    """The download's click: one audit line (who, version, segments, filters, rows)."""
+    if ctx.segmentation is None:
+        return
+    try:
+        access.record_export(who, ctx.segmentation, chosen, count, audit_log=ctx.settings.audit_log)
+    except RfmError as exc:
+        st.session_state["export_audit_error"] = str(exc)
+
+
 st.download_button(
     f"Download {len(rows):,} customers as CSV", data=segmentation.export_csv(rows),
     file_name=export_file_name(segments), mime="text/csv", type="primary", disabled=rows.empty,
-    icon=":material/download:", key="export_download", on_click="ignore",
+    icon=":material/download:", key="export_download", on_click=_record_download, args=(len(rows), filters),
 )
+if "export_audit_error" in st.session_state:
+    st.error(f"The download was not recorded: {st.session_state.pop('export_audit_error')}")
 st.dataframe(rows.head(200), hide_index=True, key="export_preview")
 if len(rows) > 200:
     st.caption(f"Preview of the first 200 of {len(rows):,} rows (most valuable first).")

@@ -8,11 +8,14 @@ from rfm.dashboard import charts, views
 from rfm.dashboard import state as app_state
 from rfm.errors import RfmError
 from rfm.model.sweep import SweepResult
-from rfm.service import models, segmentation
+from rfm.service import access, models, segmentation
+from rfm.service.access import Action
 
 ctx = app_state.context()
+who = app_state.principal()
 app_state.page_header("Model", ctx)
 state = st.session_state
+analyst = who.can(Action.RETRAIN)  # marketers see the sweep, the names and the versions, and change nothing
 
 # --- choosing k ----------------------------------------------------------------------------------
 result: SweepResult | None
@@ -32,10 +35,13 @@ else:
     k = st.slider("Number of segments (k)", 2, 10, value=4, key="model_k")
 
 # --- retrain -------------------------------------------------------------------------------------
-if st.button(f"Retrain with k={k}", type="primary", icon=":material/model_training:", key="model_retrain"):
+if not analyst:
+    st.caption(f"You are signed in as a {who.role.value if who.role else 'user without a role'}: retraining, "
+               "renaming and promoting are for analysts.")
+elif st.button(f"Retrain with k={k}", type="primary", icon=":material/model_training:", key="model_retrain"):
     progress = st.progress(0.05, text=f"Training k={k} on {len(ctx.dataset.customers):,} customers…")
     try:
-        candidate = models.train(ctx.dataset, k, sweep_result=result)
+        candidate = access.train(who, ctx.dataset, k, sweep_result=result)
         progress.progress(0.8, text="Profiling the new segments…")
         state["candidate"] = {"model": candidate, "data_key": ctx.data_key}
         progress.progress(1.0, text=f"Trained k={k}: review and name the segments, then save.")
@@ -44,7 +50,7 @@ if st.button(f"Retrain with k={k}", type="primary", icon=":material/model_traini
         st.error(f"Training failed: {exc}")
 
 candidate_info = state.get("candidate")
-if candidate_info is not None and candidate_info["data_key"] == ctx.data_key:
+if candidate_info is not None and candidate_info["data_key"] == ctx.data_key and analyst:
     candidate = candidate_info["model"]
     st.subheader(f"New model (k={candidate.k}, not saved yet)")
     metrics = candidate.metadata.metrics
@@ -60,7 +66,7 @@ if candidate_info is not None and candidate_info["data_key"] == ctx.data_key:
     if st.button("Save as a new version", icon=":material/save:", key="candidate_save"):
         try:
             named = candidate.renamed_many(views.renames(table, edited))
-            version = models.save(ctx.store, named, promote=promote)
+            version = access.save(who, ctx.store, named, promote=promote, audit_log=ctx.settings.audit_log)
             del state["candidate"]
             state["pending_version"] = version
             state["flash"] = f"Saved version {version}" + (" and promoted it." if promote else ".")
@@ -78,7 +84,11 @@ if "flash" in state:
 
 # --- the active model: names, promotion ----------------------------------------------------------
 st.subheader("Active model")
-if ctx.model is not None and ctx.version is not None:
+if ctx.model is not None and ctx.version is not None and not analyst:
+    st.caption(f"Version **{ctx.version}**, k={ctx.model.k}"
+               + (" (promoted)." if ctx.version == ctx.store.current_version() else " (not promoted)."))
+    st.dataframe(views.naming_table(ctx.model), hide_index=True, key="model_names_view")
+elif ctx.model is not None and ctx.version is not None:
     st.caption(f"Version **{ctx.version}**, k={ctx.model.k}. Edit names in the table, or rename one below.")
     table = views.naming_table(ctx.model)
     edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
@@ -86,7 +96,7 @@ if ctx.model is not None and ctx.version is not None:
     changes = views.renames(table, edited)
     if st.button("Save names", disabled=not changes, key="names_save"):
         try:
-            models.rename(ctx.store, ctx.version, changes)
+            access.rename(who, ctx.store, ctx.version, changes, audit_log=ctx.settings.audit_log)
             state["flash"] = f"Renamed {len(changes)} segment(s) of {ctx.version}."
             st.rerun()
         except RfmError as exc:
@@ -98,7 +108,8 @@ if ctx.model is not None and ctx.version is not None:
         new_name = cols[1].text_input("New name", key="rename_name")
         if cols[2].form_submit_button("Rename"):
             try:
-                models.rename(ctx.store, ctx.version, {int(cluster): new_name})
+                access.rename(who, ctx.store, ctx.version, {int(cluster): new_name},
+                              audit_log=ctx.settings.audit_log)
                 state["flash"] = f"Renamed cluster {cluster} to {' '.join(new_name.split())!r}."
                 st.rerun()
             except RfmError as exc:
@@ -106,7 +117,7 @@ if ctx.model is not None and ctx.version is not None:
     if ctx.version != ctx.store.current_version():
         if st.button(f"Promote {ctx.version}", icon=":material/publish:", key="model_promote"):
             try:
-                models.promote(ctx.store, ctx.version)
+                access.promote(who, ctx.store, ctx.version, audit_log=ctx.settings.audit_log)
                 state["flash"] = f"Promoted {ctx.version}."
                 st.rerun()
             except RfmError as exc:

@@ -293,7 +293,7 @@ def test_bad_path_shows_one_error_and_keeps_the_data(page, server, tmp_path) -> 
     bad.write_text("this is not parquet\n")
     page.get_by_text("Local path", exact=True).click()
     wait_idle(page)
-    box = page.get_by_label("File, glob or folder")
+    box = page.get_by_role("textbox", name="File, glob or folder")
     box.fill(str(bad))
     box.press("Enter")
     page.locator("[data-testid=stAlertContentError]").wait_for()

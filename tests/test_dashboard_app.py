@@ -38,7 +38,9 @@ def app(models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("RFM_DEMO_DATA", str(demo_parquet))
     monkeypatch.delenv("RFM_DATA", raising=False)
     monkeypatch.setenv("RFM_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("RFM_DATA_ROOTS", str(tmp_path))  # the tests' Local path files live in tmp_path
     monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "no-secrets.toml"))
+    monkeypatch.setenv("RFM_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
     return at
@@ -276,3 +278,190 @@ def test_a_model_trained_on_other_data_is_flagged_with_a_one_click_retrain(app: 
     assert models.current_version() == shipped  # the retrain is not promoted
     assert app.session_state["model_version"] == new[0]
     assert not app.warning and any(new[0] in s.value for s in app.success)
+
+
+# --- data confinement and uploads (issue 11) --------------------------------------------------------
+
+
+OUTSIDE = "outside the allowed data folders"
+
+
+def _no_file_content_shown(at: AppTest, *needles: str) -> None:
+    """Nothing of a refused file anywhere on the page: no table, no mapping step, no text quoting it."""
+    assert not any("not all recognised" in w.value for w in at.warning)
+    texts = [e.value for e in (*at.error, *at.warning, *at.markdown, *at.caption, *at.info)]
+    for frame in at.dataframe:
+        texts.append(frame.value.to_csv())
+    for needle in needles:
+        assert not any(needle in t for t in texts), needle
+
+
+@pytest.mark.parametrize("typed", ["/etc/passwd", "../../../../etc/passwd", "/etc/*", "~root/.bashrc"])
+def test_local_path_outside_the_data_roots_is_one_error_and_nothing_is_read(app: AppTest, typed: str,
+                                                                           demo_table: pd.DataFrame) -> None:
+    app.sidebar.radio(key="source_kind").set_value("Local path").run()
+    app.sidebar.text_input(key="local_path").input(typed).run()
+    assert not app.exception
+    assert len(app.error) == 1
+    assert app.error[0].value.startswith(f"{typed}: {OUTSIDE} (RFM_DATA_ROOTS: ")
+    assert "demo data" in app.error[0].value  # the previous data is shown instead
+    assert _metric(app, "Customers") == f"{len(demo_table):,}"
+    _no_file_content_shown(app, "root:x:0:0", "/bin/bash", "/usr/sbin/nologin")
+
+
+def test_local_path_inside_an_allowed_root_loads_and_a_symlink_out_of_it_is_refused(
+        app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    allowed, secret = tmp_path / "allowed", tmp_path / "secret"
+    allowed.mkdir()
+    secret.mkdir()
+    monkeypatch.setenv("RFM_DATA_ROOTS", f"{allowed},{tmp_path / 'also-allowed'}")
+    log = pd.DataFrame({"CustomerID": ["A", "A", "B", "C"], "InvoiceNo": ["1", "2", "3", "4"],
+                        "InvoiceDate": ["2011-01-03", "2011-02-01", "2011-01-20", "2011-02-10"],
+                        "Quantity": [1, 3, 1, 2], "UnitPrice": [10.0, 10.0, 5.5, 4.0]})
+    log.to_csv(allowed / "shop.csv", index=False)
+    log.assign(CustomerID=["Secret-Customer"] * 4).to_csv(secret / "shop.csv", index=False)
+    (allowed / "link.csv").symlink_to(secret / "shop.csv")
+
+    app.sidebar.radio(key="source_kind").set_value("Local path").run()
+    app.sidebar.text_input(key="local_path").input(str(allowed / "shop.csv")).run()
+    _ok(app)
+    assert _metric(app, "Customers") == "3"
+
+    for typed in (str(secret / "shop.csv"), str(allowed / "link.csv"), str(allowed / "*.csv"), str(allowed)):
+        app.sidebar.text_input(key="local_path").input(typed).run()
+        assert not app.exception
+        assert len(app.error) == 1 and app.error[0].value.startswith(f"{typed}: {OUTSIDE} (RFM_DATA_ROOTS: {allowed}, ")
+        assert "shop.csv" in app.error[0].value.split("Showing")[1]  # the last good data stays
+        _no_file_content_shown(app, "Secret-Customer")
+
+
+class _FakeUpload:
+    """What st.file_uploader returns (AppTest cannot upload a file)."""
+
+    def __init__(self, name: str, data: bytes):
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def test_uploads_are_capped_kept_per_session_and_named_by_their_original_name(
+        app: AppTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_table: pd.DataFrame) -> None:
+    import streamlit
+
+    monkeypatch.setenv("RFM_UPLOAD_MAX_MB", "1")
+    uploads = tmp_path / "uploads"
+    chosen: list[_FakeUpload | None] = [None]
+    monkeypatch.setattr(streamlit, "file_uploader", lambda *a, **k: chosen[0])
+    app.sidebar.radio(key="source_kind").set_value("Upload a file").run()
+    _ok(app)
+
+    chosen[0] = _FakeUpload("big log.csv", b"x" * (1024 * 1024 + 1))
+    app.run()
+    assert not app.exception
+    assert len(app.error) == 1
+    assert app.error[0].value.startswith("big log.csv: 1.0 MB is over the upload limit of 1 MB (RFM_UPLOAD_MAX_MB)")
+    assert _metric(app, "Customers") == f"{len(demo_table):,}"
+    assert not any(uploads.rglob("*.csv")), "nothing of a refused upload is written"
+
+    chosen[0] = _FakeUpload("broken.parquet", b"InvoiceNo,CustomerID\n1,2\n")
+    app.run()
+    assert not app.exception
+    assert len(app.error) == 1 and app.error[0].value.startswith("broken.parquet: ")
+    assert str(uploads) not in app.error[0].value and "-broken.parquet" not in app.error[0].value
+    folder = Path(app.session_state["upload_folder"])
+    assert folder.parent == uploads and oct(folder.stat().st_mode & 0o777) == "0o700"
+    broken = list(folder.iterdir())
+
+    log = "CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\nA,1,2011-01-03,1,10\nB,2,2011-01-04,2,5\n"
+    chosen[0] = _FakeUpload("shop.csv", log.encode())
+    app.run()
+    _ok(app)
+    assert _metric(app, "Customers") == "2"
+    assert [p.name for p in folder.iterdir()] != [p.name for p in broken] and len(list(folder.iterdir())) == 1
+
+
+# --- sign-in and roles (rfm.dashboard.auth, rfm.service.access) ---------------------------------------
+
+AUTH_SECRETS = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "a-long-test-cookie-secret",
+                "client_id": "rfm", "client_secret": "secret",
+                "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+
+
+def _signed_in(models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+               user: dict[str, object], page: str | None = None, analysts: str = "ann@shop.example") -> AppTest:
+    monkeypatch.setenv("RFM_DEMO_DATA", str(demo_parquet))
+    monkeypatch.delenv("RFM_DATA", raising=False)
+    monkeypatch.setenv("RFM_UPLOAD_DIR", str(tmp_path / "uploads"))
+    monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "no-secrets.toml"))
+    monkeypatch.setenv("RFM_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
+    monkeypatch.setenv("RFM_ANALYSTS", analysts)
+    monkeypatch.setenv("RFM_MARKETERS", "@shop.example,group:marketing")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.secrets["auth"] = AUTH_SECRETS
+    at.user = user
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_with_sign_in_configured_a_visitor_sees_the_sign_in_screen_and_no_data(
+        models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _signed_in(models, demo_parquet, monkeypatch, tmp_path, {"is_logged_in": False})
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.metric and not at.dataframe and not at.sidebar.selectbox and not at.sidebar.radio
+    assert "_ctx" not in at.session_state
+
+
+def test_a_signed_in_user_without_a_role_sees_one_line_and_no_data(
+        models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _signed_in(models, demo_parquet, monkeypatch, tmp_path,
+                    {"is_logged_in": True, "email": "zed@other.example", "groups": ["sales"]})
+    assert len(at.warning) == 1 and at.warning[0].value.startswith(
+        "Signed in as zed@other.example, but no role gives you access to this dashboard")
+    assert not at.metric and not at.dataframe and not at.sidebar.selectbox
+
+
+def test_a_marketer_sees_data_and_export_but_no_model_controls(
+        models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _signed_in(models, demo_parquet, monkeypatch, tmp_path,
+                    {"is_logged_in": True, "email": "mia@shop.example", "name": "Mia"})
+    assert at.metric and not at.error
+    assert any("Signed in as **mia@shop.example** (marketer)" in c.value for c in at.sidebar.caption)
+    # The shipped model was trained on other data: the warning stays, its retrain button does not.
+    assert len(at.warning) == 1 and not [b for b in at.button if b.label.startswith("Retrain")]
+    at.switch_page("pages/model_page.py").run()
+    assert not at.exception and not at.error
+    keys = {b.key for b in at.button}
+    assert not keys & {"model_retrain", "candidate_save", "names_save", "model_promote"}
+    assert not at.get("form_submit_button") and not at.slider(key="model_k").disabled
+    at.switch_page("pages/export_page.py").run()
+    assert not at.exception and at.get("download_button")
+
+
+def test_an_analyst_signed_in_through_a_group_sees_the_model_controls(
+        models: ModelStore, demo_parquet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    at = _signed_in(models, demo_parquet, monkeypatch, tmp_path,
+                    {"is_logged_in": True, "email": "ann@other.example", "groups": ["rfm-analysts"]},
+                    page="pages/model_page.py", analysts="group:rfm-analysts")
+    assert {"model_retrain", "names_save"} <= {b.key for b in at.button}
+    assert any("(analyst)" in c.value for c in at.sidebar.caption)
+    at.selectbox(key="rename_cluster").set_value(0)
+    at.text_input(key="rename_name").input("Best customers")
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error
+    version = str(models.current_version())
+    assert models.load(version).segment_name(0) == "Best customers"
+    [event] = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert event["who"] == "ann@other.example" and event["what"] == "rename" and event["version"] == version
+
+
+def test_local_mode_says_so_and_records_as_local(app: AppTest, models: ModelStore, tmp_path: Path) -> None:
+    assert any(c.value == "Local mode: no sign-in; only this machine can open the dashboard"
+               for c in app.sidebar.caption)
+    next(b for b in app.button if b.label.startswith("Retrain k=4 on this data")).click().run()
+    _ok(app)
+    [event] = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert event["who"] == "local" and event["what"] == "retrain" and event["version"] in models.list_versions()

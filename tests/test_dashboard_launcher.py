@@ -3,12 +3,22 @@ and declares the app an st.navigation app before any session runs."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from streamlit import config as streamlit_config
 from streamlit.runtime.pages_manager import PagesManager
+
+from rfm.cli import dashboard_commands
+from rfm.config import load_settings
+from rfm.errors import RfmError
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +31,9 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("RFM_DATA", "")
     monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "none.toml"))
     monkeypatch.setattr(PagesManager, "uses_pages_directory", True)  # what a fresh server with pages/ starts with
+    real_option = streamlit_config.get_option
+    monkeypatch.setattr(streamlit_config, "get_option",
+                        lambda key: "127.0.0.1" if key == "server.address" else real_option(key))
     from rfm.config import load_settings
     from rfm.dashboard import launcher as dashboard
     from rfm.dashboard import state as app_state
@@ -42,3 +55,121 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(app_state.datasets, "load_dataset", lambda *a, **k: calls.append("load") or None)
     dataset = app_state.load(request, "auto", "net", config)
     assert calls == [] and len(dataset.customers) > 0
+
+
+# --- local mode: without sign-in, only this machine --------------------------------------------------
+
+AUTH = """[auth]
+redirect_uri = "http://dash.example:8501/oauth2callback"
+cookie_secret = "a-long-random-cookie-secret-for-tests"
+client_id = "rfm"
+client_secret = "secret"
+server_metadata_url = "https://idp.example/.well-known/openid-configuration"
+"""
+NOT_LOCAL = "no sign-in is configured ([auth] in"
+
+
+def _args(given: list[str], secrets: Path, env: dict[str, str] | None = None) -> list[str]:
+    """The options `rfm dashboard` passes, without the upload cap (checked on its own below)."""
+    settings = load_settings({"settings_file": secrets}, env={})
+    args = dashboard_commands.streamlit_arguments(given, settings, env or {})
+    if "--server.maxUploadSize" in args and "--server.maxUploadSize" not in given:
+        at = args.index("--server.maxUploadSize")
+        assert args[at + 1] == str(settings.upload_max_mb)
+        del args[at:at + 2]
+    return args
+
+
+def test_the_upload_cap_is_streamlits_body_limit_too(tmp_path: Path) -> None:
+    none = tmp_path / "none.toml"
+    settings = load_settings({"settings_file": none, "upload_max_mb": 50}, env={})
+    args = dashboard_commands.streamlit_arguments([], settings, {})
+    assert args[args.index("--server.maxUploadSize") + 1] == "50"
+    given = ["--server.maxUploadSize", "10"]
+    assert dashboard_commands.streamlit_arguments(given, settings, {}).count("--server.maxUploadSize") == 1
+
+
+def test_without_sign_in_rfm_dashboard_listens_on_loopback_only(tmp_path: Path) -> None:
+    none = tmp_path / "none.toml"
+    assert _args(["--server.port", "8600"], none) == [
+        "--server.port", "8600", "--secrets.files", str(none), "--server.address", "127.0.0.1"]
+    for fine in (["--server.address", "localhost"], ["--server.address=::1"], ["--server.address", "127.0.0.1"]):
+        assert _args(fine, none) == [*fine, "--secrets.files", str(none)]
+    for bad in (["--server.address", "0.0.0.0"], ["--server.address=192.168.1.20"], ["--server.address", ""]):
+        with pytest.raises(RfmError) as caught:
+            _args(bad, none)
+        assert "\n" not in str(caught.value)
+        assert str(caught.value).startswith(f"no sign-in is configured ([auth] in {none}): the dashboard only "
+                                            "serves this machine; configure sign-in to listen on ")
+    with pytest.raises(RfmError, match=r"listen on 0\.0\.0\.0$"):
+        _args([], none, {"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"})
+
+
+def test_with_sign_in_the_address_is_the_users(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(AUTH)
+    assert _args(["--server.address", "0.0.0.0"], secrets) == ["--server.address", "0.0.0.0",
+                                                                "--secrets.files", str(secrets)]
+    assert _args([], secrets) == ["--secrets.files", str(secrets)]  # Streamlit's default: every interface
+    other = tmp_path / "other.toml"
+    other.write_text(AUTH)
+    given = ["--secrets.files", str(other), "--server.address", "0.0.0.0"]
+    assert _args(given, tmp_path / "none.toml") == given
+    secrets.write_text("[auth]\nclient_id = 'x'\n")
+    with pytest.raises(RfmError, match=r"\[auth\] is missing redirect_uri, cookie_secret"):
+        _args([], secrets)
+
+
+def test_rfm_dashboard_refuses_a_lan_address_with_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "RFM_SECRETS_TOML": str(tmp_path / "none.toml")}
+    done = subprocess.run([str(Path(sys.executable).with_name("rfm")), "dashboard", "--server.address", "0.0.0.0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"rfm dashboard: error: no sign-in is configured ([auth] in {tmp_path / 'none.toml'}): the dashboard only "
+        "serves this machine; configure sign-in to listen on 0.0.0.0"]
+
+
+def test_the_launcher_refuses_to_serve_other_machines_without_sign_in(tmp_path: Path) -> None:
+    """`streamlit run rfm/dashboard/launcher.py` without --server.address (Streamlit's default is every
+    interface) and without [auth]: the lifespan says why and the process exits 2 before serving."""
+    streamlit = str(Path(sys.executable).with_name("streamlit"))
+    (tmp_path / "none.toml").write_text("")
+    base = [streamlit, "run", str(REPO / "rfm" / "dashboard" / "launcher.py"), "--server.port", str(free_port()),
+            "--server.headless", "true", "--secrets.files", str(tmp_path / "none.toml")]
+    env = {**os.environ, "RFM_SECRETS_TOML": str(tmp_path / "none.toml")}
+    done = subprocess.run(base, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert ("rfm dashboard: error: no sign-in is configured ([auth] in .streamlit/secrets.toml): the dashboard "
+            "only serves this machine; configure sign-in to listen on 0.0.0.0") in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_launcher_refusal_reads_streamlits_address_and_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rfm.dashboard import auth
+    from rfm.dashboard import launcher as dashboard
+
+    for address, configured, refused in (("127.0.0.1", False, False), (None, False, True), ("0.0.0.0", False, True),
+                                         ("10.0.0.5", False, True), ("0.0.0.0", True, False), (None, True, False)):
+        monkeypatch.setattr(streamlit_config, "get_option",
+                            lambda key, _a=address: _a if key == "server.address" else None)
+        monkeypatch.setattr(auth, "auth_configured", lambda _c=configured: _c)
+        assert (dashboard.refusal() is not None) is refused, (address, configured)
+    assert auth.local_mode_refusal("10.0.0.5", False) == (
+        "no sign-in is configured ([auth] in .streamlit/secrets.toml): the dashboard only serves this machine; "
+        "configure sign-in to listen on 10.0.0.5")
+
+
+def test_cmd_dashboard_passes_the_settings_file_and_loopback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RFM_SECRETS_TOML", "mine.toml")
+    monkeypatch.setattr(os, "execv", lambda path, argv: calls.append(argv))
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    dashboard_commands.cmd_dashboard(argparse.Namespace(streamlit_args=["--server.port", "8600"]))
+    [argv] = calls
+    assert argv[1:] == ["run", str(dashboard_commands.LAUNCHER), "--server.port", "8600",
+                        "--secrets.files", str(tmp_path / "mine.toml"), "--server.maxUploadSize", "200",
+                        "--server.address", "127.0.0.1"]
+    assert os.environ["RFM_AUDIT_LOG"] == str(tmp_path / ".data" / "audit.jsonl")

@@ -152,6 +152,7 @@ def test_save_upload_is_content_addressed(tmp_path: Path) -> None:
     b = datasets.save_upload("../../evil name.csv", b"x,y\n1,2\n", tmp_path)
     c = datasets.save_upload("evil name.csv", b"x,y\n1,3\n", tmp_path)
     assert a == b != c and a.parent == tmp_path and a.name.endswith("evil_name.csv")
+    assert c.is_file() and not a.exists()  # one upload per session folder: the new one replaces it
 
 
 def test_segment_description() -> None:

@@ -56,9 +56,10 @@ def test_deploy_creates_model_config_and_endpoint(aws: str, tmp_path: Path) -> N
     # the uploaded archive unpacks to the version's files (what SageMaker puts in /opt/ml/model)
     s3.download_file("rfm-artifacts", f"rfm-models/{version}/model.tar.gz", str(tmp_path / "m.tar.gz"))
     with tarfile.open(tmp_path / "m.tar.gz") as tar:
-        assert sorted(tar.getnames()) == ["metadata.json", "model.joblib"]
+        assert sorted(tar.getnames()) == ["manifest.json", "metadata.json", "model.skops"]
         tar.extractall(tmp_path / "x", filter="data")
-    assert sha256_file(tmp_path / "x" / "model.joblib") == sha256_file(Path("models") / version / "model.joblib")
+    for name in ("manifest.json", "metadata.json", "model.skops"):
+        assert sha256_file(tmp_path / "x" / name) == sha256_file(Path("models") / version / name)
 
     sm = boto3.client("sagemaker", region_name=REGION)
     model = sm.describe_model(ModelName=result.model_name)

@@ -228,7 +228,11 @@ def test_shipped_default_model_loads_and_scores() -> None:
     assert model.predict(np.array([[best.centroid[f] for f in FEATURES]]))[0] == best.id
     meta = model.metadata
     for key in ("version", "created", "k", "features", "transform", "snapshot", "returns_policy",
-                "data_fingerprint", "rows", "metrics", "sweep", "clusters", "libraries", "sha256"):
+                "data_fingerprint", "rows", "metrics", "sweep", "clusters", "libraries", "predictor"):
         assert getattr(meta, key) is not None, key
     assert set(meta.clusters[0].centroid.model_dump()) == set(FEATURES)
-    assert (REPO / "models" / model.version / "model.joblib").stat().st_size < 100_000
+    directory = REPO / "models" / model.version
+    assert sorted(p.name for p in directory.iterdir()) == ["manifest.json", "metadata.json", "model.skops"]
+    assert (directory / "model.skops").stat().st_size < 100_000
+    assert meta.sha256 is None  # the old in-metadata hash is gone: manifest.json vouches for the files
+    assert store.load_verified(model.version).pipeline.predict(np.array([[1.0, 30.0, 9000.0]]))[0] == 0

@@ -112,7 +112,7 @@ def test_package(capsys: pytest.CaptureFixture[str], trained: tuple[Path, str], 
     code, _, _ = run(capsys, "package", version, "--out", str(out), "--models-dir", str(models))
     assert code == 0
     with tarfile.open(out) as tar:
-        assert sorted(tar.getnames()) == ["metadata.json", "model.joblib"]
+        assert sorted(tar.getnames()) == ["manifest.json", "metadata.json", "model.skops"]
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_tampered_model_exits_2(
     code, out, _ = run(capsys, "train", "--data", str(demo_parquet), "--k", "2", "--models-dir", str(tmp_path),
                        "--promote", "--no-sweep")
     version = out.strip()
-    path = tmp_path / version / "model.joblib"
+    path = tmp_path / version / "model.skops"
     path.write_bytes(path.read_bytes() + b"\0")
     for argv in (["report", "--data", str(demo_parquet)], ["models", "promote", version],
                  ["label", version, "0", "x"], ["package", version, "--out", str(tmp_path / "m.tgz")]):

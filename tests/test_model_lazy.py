@@ -1,5 +1,5 @@
-"""Loading and scoring without scikit-learn: the predictor block in metadata.json, the lazily unpickled
-pipeline (checked against the block), models saved before the block, and what imports what."""
+"""Loading and scoring without scikit-learn: the predictor block in metadata.json, the lazily loaded
+pipeline (model.skops, checked against the block), models without a block, and what imports what."""
 
 from __future__ import annotations
 
@@ -18,10 +18,18 @@ import pytest
 
 from rfm.data.table import RfmResult
 from rfm.errors import ModelError
-from rfm.model import FEATURES, NOT_SEGMENTED, ModelStore, SegmentModel, load_model_dir, sha256_file, train_model
-from rfm.model import store as store_module
+from rfm.model import (
+    FEATURES,
+    NOT_SEGMENTED,
+    ModelStore,
+    SegmentModel,
+    artifact,
+    load_model_dir,
+    train_model,
+)
 from rfm.model.predictor import Predictor
 from rfm.service import insights
+from tests.test_model_security import old_format_version, reseal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,16 +40,16 @@ def store(tmp_path: Path) -> ModelStore:
 
 
 @pytest.fixture()
-def unpickles(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Records every unpickling of a model.joblib (the lazy loader looks `_unpickle` up at call time)."""
+def pipeline_loads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Records every load of a model.skops (the lazy loader looks `artifact.loads` up at call time)."""
     calls: list[Path] = []
-    real = store_module._unpickle
+    real = artifact.loads
 
-    def counting(model_path: Path, sha256: str) -> Any:
-        calls.append(model_path)
-        return real(model_path, sha256)
+    def counting(data: bytes, *, where: Path) -> Any:
+        calls.append(where)
+        return real(data, where=where)
 
-    monkeypatch.setattr(store_module, "_unpickle", counting)
+    monkeypatch.setattr(artifact, "loads", counting)
     return calls
 
 
@@ -58,10 +66,13 @@ def assert_predicts_like_its_pipeline(model: SegmentModel, table: pd.DataFrame) 
 
 
 def edit_metadata(directory: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """metadata.json changed and the manifest rewritten to match (as a writer would: the manifest's own
+    refusal of hand edits is tested in test_model_security)."""
     path = directory / "metadata.json"
     meta = json.loads(path.read_text())
     change(meta)
     path.write_text(json.dumps(meta))
+    reseal(directory)
 
 
 # --- the predictor block ------------------------------------------------------------------------
@@ -78,38 +89,38 @@ def test_saved_block_is_the_pipelines_arrays_bit_for_bit(store: ModelStore, demo
     assert Predictor.from_metadata(block) == Predictor.from_pipeline(model.pipeline)
 
 
-def test_shipped_model_has_a_block_matching_its_pipeline(unpickles: list[Path]) -> None:
+def test_shipped_model_has_a_block_matching_its_pipeline(pipeline_loads: list[Path]) -> None:
     store = ModelStore(REPO / "models")
     version = store.current_version()
     assert version is not None
     meta = json.loads((store.root / version / "metadata.json").read_text())
     assert set(meta["predictor"]) == {"mean", "scale", "centers"}
     model = store.load()
-    assert unpickles == []
+    assert pipeline_loads == []
     assert Predictor.from_pipeline(model.pipeline) == model.predictor
-    assert len(unpickles) == 1
+    assert len(pipeline_loads) == 1
 
 
 @pytest.mark.realdata
 def test_lazy_models_predict_like_their_pipelines_on_real_data(
-    store: ModelStore, retail: RfmResult, unpickles: list[Path]
+    store: ModelStore, retail: RfmResult, pipeline_loads: list[Path]
 ) -> None:
     trained = train_model(retail.table, 4)
     loaded = store.load(store.save(trained))
     shipped = ModelStore(REPO / "models").load()
-    assert unpickles == []
+    assert pipeline_loads == []
     assert (loaded.predict(retail.table) == trained.predict(retail.table)).all()
     for model in (loaded, shipped):
         assert_predicts_like_its_pipeline(model, retail.table)
-    assert len(unpickles) == 2
+    assert len(pipeline_loads) == 2
 
 
 def test_lazy_models_predict_like_their_pipelines_on_demo_data(
-    store: ModelStore, demo_table: pd.DataFrame, unpickles: list[Path]
+    store: ModelStore, demo_table: pd.DataFrame, pipeline_loads: list[Path]
 ) -> None:
     loaded = store.load(store.save(train_model(demo_table, 3)))
     shipped = ModelStore(REPO / "models").load()
-    assert unpickles == []
+    assert pipeline_loads == []
     for model in (loaded, shipped):
         assert_predicts_like_its_pipeline(model, demo_table)
         position = insights.customer_position(model, 15, 12, 540.0)
@@ -118,7 +129,7 @@ def test_lazy_models_predict_like_their_pipelines_on_demo_data(
 
 # --- laziness -----------------------------------------------------------------------------------
 def test_load_score_rename_promote_and_package(
-    store: ModelStore, demo_table: pd.DataFrame, unpickles: list[Path], tmp_path: Path
+    store: ModelStore, demo_table: pd.DataFrame, pipeline_loads: list[Path], tmp_path: Path
 ) -> None:
     trained = train_model(demo_table, 4)
     version = store.save(trained)
@@ -128,30 +139,33 @@ def test_load_score_rename_promote_and_package(
     insights.customer_position(model, 15, 12, 540.0)
     renamed = model.renamed(2, "Weekend Shoppers")
     stored = store.rename_cluster(version, 1, "Regulars")
-    assert unpickles == [], "loading, scoring and renaming must not unpickle"
+    assert pipeline_loads == [], "loading, scoring and renaming must not load the pipeline"
     assert store.load(version).segment_name(1) == "Regulars" and stored.segment_name(1) == "Regulars"
     assert "predictor" in json.loads((store.root / version / "metadata.json").read_text())
 
     assert renamed.pipeline is model.pipeline  # one load, shared by the renamed copy
-    assert len(unpickles) == 1
+    assert len(pipeline_loads) == 1
     assert (renamed.predict(demo_table) == trained.predict(demo_table)).all()
 
-    store.promote(version)  # promote and package vouch for the whole model: they unpickle and check
-    assert store.current_version() == version and len(unpickles) == 2
+    store.promote(version)  # promote and package vouch for the whole model: they load the pipeline and check
+    # (promote twice: before taking the store's lock, then under it, on the version as it is then)
+    assert store.current_version() == version and len(pipeline_loads) == 3
     out = store.package(version, tmp_path / "model.tar.gz")
-    assert len(unpickles) == 3
+    assert len(pipeline_loads) == 4
     with tarfile.open(out, "r:gz") as tar:
         tar.extractall(tmp_path / "opt", filter="data")
     unpacked = load_model_dir(tmp_path / "opt")
-    assert (unpacked.predict(demo_table) == trained.predict(demo_table)).all() and len(unpickles) == 3
+    assert (unpacked.predict(demo_table) == trained.predict(demo_table)).all() and len(pipeline_loads) == 4
 
 
-def test_a_lazy_model_pickles_and_saves(store: ModelStore, demo_table: pd.DataFrame, unpickles: list[Path]) -> None:
+def test_a_lazy_model_pickles_and_saves(
+    store: ModelStore, demo_table: pd.DataFrame, pipeline_loads: list[Path]
+) -> None:
     model = store.load(store.save(train_model(demo_table, 3)))
     again = pickle.loads(pickle.dumps(model))
-    assert (again.predict(demo_table) == model.predict(demo_table)).all() and unpickles == []
+    assert (again.predict(demo_table) == model.predict(demo_table)).all() and pipeline_loads == []
     second = store.save(again)  # saving needs the pipeline: loaded (and checked) now
-    assert len(unpickles) == 1
+    assert len(pipeline_loads) == 1
     resaved = store.load(second)
     assert resaved.predictor == model.predictor and (resaved.predict(demo_table) == model.predict(demo_table)).all()
 
@@ -168,7 +182,7 @@ def test_edited_block_is_refused_when_the_pipeline_loads(
 
     edit_metadata(directory, nudge)
     model = store.load(version)  # well-formed: loads, and scores with what the block says
-    with pytest.raises(ModelError, match=r"predictor block does not match model\.joblib") as info:
+    with pytest.raises(ModelError, match=r"predictor block does not match model\.skops") as info:
         _ = model.pipeline
     assert str(directory / "metadata.json") in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ModelError, match="predictor block does not match"):
@@ -210,39 +224,41 @@ def test_malformed_block_is_refused_at_load(
         assert str(directory / "metadata.json") in str(info.value) and "\n" not in str(info.value)
 
 
-def test_model_file_replaced_after_load_is_not_unpickled(store: ModelStore, demo_table: pd.DataFrame) -> None:
+def test_model_file_replaced_after_load_is_not_read(store: ModelStore, demo_table: pd.DataFrame) -> None:
     first = store.save(train_model(demo_table, 3))
     second = store.save(train_model(demo_table, 4))
     model = store.load(first)
-    target = store.root / first / "model.joblib"
-    target.write_bytes((store.root / second / "model.joblib").read_bytes())
-    with pytest.raises(ModelError, match="sha256"):
-        _ = model.pipeline
-    assert model.predict([15, 12, 540.0]).shape == (1,)  # scoring never needed the file
+    target = store.root / first / "model.skops"
+    target.write_bytes((store.root / second / "model.skops").read_bytes())
+    assert model.pipeline.named_steps["kmeans"].n_clusters == 3  # from the bytes that were verified at load
+    assert model.predict([15, 12, 540.0]).shape == (1,)
+    with pytest.raises(ModelError, match=r"model\.skops: sha256 .*not match manifest\.json"):
+        store.load(first)
 
 
 # --- models saved before the predictor block ----------------------------------------------------
-def test_model_without_a_block_loads_eagerly_and_gains_one_on_rename(
-    store: ModelStore, demo_table: pd.DataFrame, unpickles: list[Path]
+def test_a_current_format_model_without_a_block_is_refused(store: ModelStore, demo_table: pd.DataFrame) -> None:
+    version = store.save(train_model(demo_table, 4))
+    edit_metadata(store.root / version, lambda meta: meta.pop("predictor"))
+    with pytest.raises(ModelError, match=r"metadata\.json: no predictor block"):
+        store.load(version)
+
+
+def test_an_old_model_without_a_block_gains_one_on_upgrade(
+    store: ModelStore, demo_table: pd.DataFrame, pipeline_loads: list[Path]
 ) -> None:
     trained = train_model(demo_table, 4)
-    version = store.save(trained)
-    directory = store.root / version
-    edit_metadata(directory, lambda meta: meta.pop("predictor"))
-    digest = sha256_file(directory / "model.joblib")
-    old = store.load(version)
-    assert len(unpickles) == 1  # as before the block existed: the arrays come from the pipeline
-    assert old.predictor == trained.predictor
-    assert (old.predict(demo_table) == trained.predict(demo_table)).all()
-    assert_predicts_like_its_pipeline(old, demo_table)
-
-    store.rename_cluster(version, 0, old.segment_name(0))  # any metadata rewrite upgrades it
+    directory = old_format_version(store, trained, "20200101-000000-k4")
     meta = json.loads((directory / "metadata.json").read_text())
-    assert Predictor.from_metadata(meta["predictor"]) == trained.predictor
-    assert sha256_file(directory / "model.joblib") == digest == meta["sha256"]
-    unpickles.clear()
-    upgraded = store.load(version)
-    assert unpickles == [] and (upgraded.predict(demo_table) == trained.predict(demo_table)).all()
+    meta.pop("predictor")
+    (directory / "metadata.json").write_text(json.dumps(meta))
+    store.upgrade("20200101-000000-k4", lambda _: None)  # the arrays come from the unpickled pipeline
+    meta = json.loads((directory / "metadata.json").read_text())
+    assert Predictor.from_metadata(meta["predictor"]) == trained.predictor and "sha256" not in meta
+    pipeline_loads.clear()
+    upgraded = store.load("20200101-000000-k4")
+    assert pipeline_loads == [] and (upgraded.predict(demo_table) == trained.predict(demo_table)).all()
+    assert_predicts_like_its_pipeline(upgraded, demo_table)
 
 
 # --- imports ------------------------------------------------------------------------------------
@@ -252,7 +268,8 @@ def run_python(code: str) -> str:
     return done.stdout.strip()
 
 
-NO_SKLEARN = "assert not [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'joblib')], 'sklearn imported'\n"
+NO_SKLEARN = ("assert not [m for m in sys.modules if m.split('.')[0] in ('sklearn', 'joblib', 'skops')], "
+              "'sklearn imported'\n")
 
 
 def test_importing_rfm_model_and_scoring_do_not_import_sklearn() -> None:

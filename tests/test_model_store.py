@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,6 +17,7 @@ from rfm.errors import ModelError
 from rfm.model import ModelStore, load_model_dir, sha256_file, train_model
 from rfm.model import store as store_module
 from tests.helpers import three_group_table
+from tests.test_model_security import reseal
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +47,10 @@ def test_save_load_promote_round_trip(store: ModelStore, table: pd.DataFrame) ->
     assert [c.as_dict() for c in loaded.clusters] == [c.as_dict() for c in model.clusters]
     assert (loaded.predict(table) == model.predict(table)).all()
     meta = json.loads((store.root / version / "metadata.json").read_text())
-    assert meta["sha256"] == sha256_file(store.root / version / "model.joblib")
+    listed = json.loads((store.root / version / "manifest.json").read_text())["files"]
+    assert listed["model.skops"]["sha256"] == sha256_file(store.root / version / "model.skops")
+    assert listed["metadata.json"]["sha256"] == sha256_file(store.root / version / "metadata.json")
+    assert "sha256" not in meta
     assert meta["version"] == version
     assert {"id", "name", "centroid"} <= set(meta["clusters"][0])
     assert set(meta["clusters"][0]["centroid"]) == {"recency", "frequency", "monetary"}
@@ -54,12 +59,12 @@ def test_save_load_promote_round_trip(store: ModelStore, table: pd.DataFrame) ->
 
 def test_rename_is_stored_and_keeps_the_hash(store: ModelStore, table: pd.DataFrame) -> None:
     version = store.save(train_model(table, 3))
-    digest = sha256_file(store.root / version / "model.joblib")
+    digest = sha256_file(store.root / version / "model.skops")
     store.rename_cluster(version, 1, "  Weekend   Shoppers ")
     reloaded = store.load(version)
     assert reloaded.segment_name(1) == "Weekend Shoppers"
     assert reloaded.cluster_id("weekend shoppers") == 1
-    assert sha256_file(store.root / version / "model.joblib") == digest
+    assert sha256_file(store.root / version / "model.skops") == digest  # the model file is kept byte for byte
     other = reloaded.segment_name(0)
     with pytest.raises(ModelError, match="unique"):
         store.rename_cluster(version, 1, other.upper())
@@ -72,7 +77,7 @@ def test_rename_is_stored_and_keeps_the_hash(store: ModelStore, table: pd.DataFr
 def test_tampered_model_file_is_refused(store: ModelStore, table: pd.DataFrame) -> None:
     version = store.save(train_model(table, 3))
     store.promote(version)
-    path = store.root / version / "model.joblib"
+    path = store.root / version / "model.skops"
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -92,19 +97,23 @@ def test_corrupted_metadata_is_refused(store: ModelStore, table: pd.DataFrame) -
     meta_path = store.root / version / "metadata.json"
     good = meta_path.read_text()
     meta_path.write_text(good[: len(good) // 2])
+    with pytest.raises(ModelError, match=r"metadata\.json: sha256 .* not match manifest\.json"):
+        store.load(version)
+    reseal(meta_path.parent)  # as if a writer had produced it: then the content checks speak
     with pytest.raises(ModelError, match="not valid JSON"):
         store.load(version)
     meta = json.loads(good)
-    meta["sha256"] = "0" * 64
+    meta["sha256"] = "0" * 64  # the old in-metadata hash is read but trusted for nothing
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match="sha256"):
-        store.load(version)
+    reseal(meta_path.parent)
+    assert store.load(version).metadata.sha256 == "0" * 64
     meta = json.loads(good)
     meta["clusters"] = meta["clusters"][:2]
     meta_path.write_text(json.dumps(meta))
+    reseal(meta_path.parent)
     with pytest.raises(ModelError, match="centres"):
         store.load(version)
-    (store.root / version / "model.joblib").unlink()
+    (store.root / version / "model.skops").unlink()
     with pytest.raises(ModelError, match="missing"):
         store.load(version)
 
@@ -124,17 +133,17 @@ def test_failed_save_leaves_previous_version_intact(
     first = store.save(train_model(table, 3))
     store.promote(first)
 
-    def boom(path: Path, data: dict) -> None:
-        (path).write_text('{"half": ')  # a partial write, then the failure
+    def boom(fd: int) -> None:
+        os.ftruncate(fd, 5)  # a partial write, then the failure
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module, "_write_json", boom)
+    monkeypatch.setattr(store_module.os, "fsync", boom)
     with pytest.raises(OSError, match="disk full"):
         store.save(train_model(table, 4))
     monkeypatch.undo()
     assert store.list_versions() == [first]
     assert store.current_version() == first and store.load().version == first
-    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == [".lock"]  # no .tmp-* left
 
 
 def test_failed_rename_keeps_old_metadata(
@@ -143,31 +152,30 @@ def test_failed_rename_keeps_old_metadata(
     version = store.save(train_model(table, 3))
     before = (store.root / version / "metadata.json").read_bytes()
 
-    def no_replace(src: str, dst: str) -> None:
+    def no_swap(a: Path, b: Path) -> bool:
         raise OSError("power cut")
 
-    monkeypatch.setattr(store_module.os, "replace", no_replace)
+    monkeypatch.setattr(store_module, "_exchange", no_swap)
     with pytest.raises(OSError, match="power cut"):
         store.rename_cluster(version, 0, "New Name")
     monkeypatch.undo()
     assert (store.root / version / "metadata.json").read_bytes() == before
     assert store.load(version).segment_name(0) != "New Name"
-    assert sorted(p.name for p in (store.root / version).iterdir()) == ["metadata.json", "model.joblib"]
+    assert sorted(p.name for p in (store.root / version).iterdir()) == ["manifest.json", "metadata.json", "model.skops"]
+    assert [p.name for p in store.root.iterdir() if p.name.startswith((".tmp", ".old"))] == []
 
 
 KILL_MID_SAVE = """
 import os, sys
-import numpy as np, pandas as pd, joblib
+import numpy as np, pandas as pd
 from rfm.model import ModelStore, train_model
+from rfm.model import store
 table = pd.read_parquet(sys.argv[2])
 model = train_model(table, 4)
-real_dump = joblib.dump
-def dump_then_die(obj, path, *a, **k):
-    real_dump(obj, path, *a, **k)
-    with open(path, "r+b") as handle:
-        handle.truncate(100)  # half a file on disk
+def write_half_then_die(fd):
+    os.ftruncate(fd, 100)  # half a file on disk
     os._exit(9)  # the process dies: no exception handler, no cleanup
-joblib.dump = dump_then_die  # ModelStore.save imports joblib when it runs
+store.os.fsync = write_half_then_die  # ModelStore.save fsyncs each file it writes
 ModelStore(sys.argv[1]).save(model)
 """
 
@@ -194,13 +202,14 @@ def test_package_has_files_at_the_archive_root(store: ModelStore, table: pd.Data
     version = store.save(model)
     out = store.package(version, tmp_path / "model.tar.gz")
     with tarfile.open(out, "r:gz") as tar:
-        assert sorted(tar.getnames()) == ["metadata.json", "model.joblib"]
+        assert sorted(tar.getnames()) == ["manifest.json", "metadata.json", "model.skops"]
         opt_ml_model = tmp_path / "opt" / "ml" / "model"
         tar.extractall(opt_ml_model, filter="data")
     unpacked = load_model_dir(opt_ml_model)
     assert unpacked.version == version
     assert (unpacked.predict(table) == model.predict(table)).all()
-    assert sha256_file(opt_ml_model / "model.joblib") == sha256_file(store.root / version / "model.joblib")
+    for name in ("manifest.json", "metadata.json", "model.skops"):
+        assert sha256_file(opt_ml_model / name) == sha256_file(store.root / version / name)
 
 
 def test_saved_files_are_readable_by_others(store: ModelStore, table: pd.DataFrame) -> None:
@@ -213,16 +222,16 @@ def test_saved_files_are_readable_by_others(store: ModelStore, table: pd.DataFra
 
 # --- renaming several clusters: one check, one atomic write --------------------------------------
 def count_metadata_writes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Every atomic write of a metadata.json through the store (the only way it rewrites files)."""
+    """Every rewrite of a version's metadata.json through the store (the only way: one atomic replacement
+    of the version directory, metadata.json and its manifest together)."""
     writes: list[Path] = []
-    real = store_module._atomic_write_bytes
+    real = ModelStore._replace_version
 
-    def counting(path: Path, payload: bytes) -> None:
-        if path.name == "metadata.json":
-            writes.append(path)
-        real(path, payload)
+    def counting(self: ModelStore, version: str, metadata: Any, model_bytes: bytes) -> None:
+        writes.append(self.root / version / "metadata.json")
+        real(self, version, metadata, model_bytes)
 
-    monkeypatch.setattr(store_module, "_atomic_write_bytes", counting)
+    monkeypatch.setattr(ModelStore, "_replace_version", counting)
     return writes
 
 
@@ -230,7 +239,7 @@ def test_rename_clusters_swaps_names_in_one_write(
     store: ModelStore, table: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     version = store.save(train_model(table, 3))
-    digest = sha256_file(store.root / version / "model.joblib")
+    digest = sha256_file(store.root / version / "model.skops")
     before = store.load(version)
     first, second, third = (before.segment_name(i) for i in range(3))
     writes = count_metadata_writes(monkeypatch)
@@ -240,7 +249,7 @@ def test_rename_clusters_swaps_names_in_one_write(
     reloaded = store.load(version)
     assert [c.name for c in reloaded.clusters] == [second, first, third]
     assert reloaded.cluster_id(first) == 1 and reloaded.cluster_id(second.upper()) == 0
-    assert sha256_file(store.root / version / "model.joblib") == digest == reloaded.metadata.sha256
+    assert sha256_file(store.root / version / "model.skops") == digest
     assert [c.default_name for c in reloaded.metadata.clusters] == [first, second, third]
     # A three-way rotation plus a new name, still one write; rename_cluster is one write as well.
     store.rename_clusters(version, {0: third, 1: "  Brand   New ", 2: second})
@@ -270,7 +279,7 @@ def test_a_bad_name_among_several_changes_nothing(
         store.rename_clusters(version, changes)
     assert "\n" not in str(info.value)
     assert writes == [] and path.read_bytes() == before
-    assert sorted(p.name for p in (store.root / version).iterdir()) == ["metadata.json", "model.joblib"]
+    assert sorted(p.name for p in (store.root / version).iterdir()) == ["manifest.json", "metadata.json", "model.skops"]
 
 
 def test_a_new_name_may_not_clash_with_an_unchanged_cluster(store: ModelStore, table: pd.DataFrame) -> None:

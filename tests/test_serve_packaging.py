@@ -69,3 +69,55 @@ def test_cli_command_modules_import_no_heavy_library() -> None:
             "print(heavy)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def model_stage_script() -> str:
+    """The shell of the Dockerfile's first stage (`FROM ... AS model`): its RUN instruction."""
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("FROM ") and line.endswith(" AS model"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("FROM "))
+    stage = "\n".join(lines[start:end]).replace("\\\n", " ")
+    [run] = [line.removeprefix("RUN ").strip() for line in stage.splitlines() if line.startswith("RUN ")]
+    return run
+
+
+def run_model_stage(tmp_path: Path, models: Path, version: str = "") -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The model stage's RUN in bash, with /tmp/models and /opt/ml/model moved under tmp_path."""
+    out = tmp_path / "opt" / "ml" / "model"
+    script = model_stage_script().replace("/tmp/models", str(models)).replace("/opt/ml/model", str(out))
+    done = subprocess.run(["bash", "-ec", script], env={**os.environ, "MODEL_VERSION": version},
+                          capture_output=True, text=True, timeout=30)
+    return done, out
+
+
+def test_the_model_stage_copies_the_whole_version(tmp_path: Path) -> None:
+    """The image gets the promoted version's files, and the server verifies them as a whole."""
+    from rfm.model import ModelStore, load_model_dir
+
+    done, out = run_model_stage(tmp_path, REPO / "models")
+    assert done.returncode == 0, done.stderr
+    current = (REPO / "models" / "CURRENT").read_text().strip()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "metadata.json", "model.skops"]
+    assert load_model_dir(out).version == current == ModelStore(REPO / "models").load().version
+
+
+def test_the_model_stage_ships_a_signature_and_refuses_an_old_format_version(tmp_path: Path) -> None:
+    import shutil
+
+    from rfm.model import ModelStore, load_model_dir
+
+    current = (REPO / "models" / "CURRENT").read_text().strip()
+    models = tmp_path / "models"
+    signed = ModelStore(models, signing_key="image key")
+    version = signed.save(ModelStore(REPO / "models").load())
+    done, out = run_model_stage(tmp_path / "a", models, version)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.sig", "metadata.json", "model.skops"]
+    assert load_model_dir(out, signing_key="image key").version == version
+    old = models / "old"
+    shutil.copytree(REPO / "models" / current, old)
+    for name in ("manifest.json", "model.skops"):
+        (old / name).unlink()
+    (old / "model.joblib").write_bytes(b"not to be shipped")
+    done, _ = run_model_stage(tmp_path / "b", models, "old")
+    assert done.returncode != 0  # the build fails rather than ship a model the server would refuse

@@ -14,7 +14,6 @@ import pytest
 
 from rfm.cli import main
 from rfm.model import ModelStore
-from rfm.model import store as store_module
 from rfm.service import datasets, models, segmentation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,8 +153,9 @@ def test_cli_label_renames_several_clusters_in_one_write(
     version = models.save(store, demo_model)
     first, second = demo_model.segment_name(0), demo_model.segment_name(1)
     writes: list[Path] = []
-    real = store_module._atomic_write_bytes
-    monkeypatch.setattr(store_module, "_atomic_write_bytes", lambda path, data: (writes.append(path), real(path, data)))
+    real = ModelStore._replace_version
+    monkeypatch.setattr(ModelStore, "_replace_version", lambda self, v, meta, data: (
+        writes.append(self.root / v / "metadata.json"), real(self, v, meta, data)))
     code, out, _ = run(capsys, "label", version, "0", second, second.upper(), first, "3", "Sleepers",
                        "--models-dir", str(tmp_path))
     assert code == 0 and len(out.splitlines()) == 3

@@ -132,7 +132,8 @@ def load_dataset(args: argparse.Namespace, settings: Settings) -> Dataset:
 def model_store(settings: Settings) -> ModelStore:
     from rfm.service.models import open_store
 
-    return open_store(settings.models_dir)
+    key = settings.model_signing_key
+    return open_store(settings.models_dir, signing_key=key.get_secret_value() if key is not None else None)
 
 
 def warn(message: str | None) -> None:

@@ -1,4 +1,4 @@
-"""`rfm sweep`, `train`, `label`, `models list|promote`, `export`, `report`, `package`: the segment model.
+"""`rfm sweep`, `train`, `label`, `models list|promote|upgrade`, `export`, `report`, `package`: the segment model.
 
 Each command parses its flags, calls rfm.service and prints; scikit-learn and pandas are imported by
 the service when a command needs them, so `rfm --help` stays fast.
@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_models_dir(p)
     p.set_defaults(func=cmd_label)
 
-    models = subparsers.add_parser("models", help="list or promote model versions")
+    models = subparsers.add_parser("models", help="list, promote or upgrade model versions")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = models_sub.add_parser("list", help="list the saved versions (* = current)")
     p.add_argument("--json", action="store_true")
@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("version", metavar="VERSION")
     add_models_dir(p)
     p.set_defaults(func=cmd_models_promote)
+    p = models_sub.add_parser(
+        "upgrade", help="convert an old-format version (model.joblib) to model.skops + manifest.json; "
+        "UNPICKLES model.joblib: only for files you trust")
+    p.add_argument("version", metavar="VERSION")
+    add_models_dir(p)
+    p.set_defaults(func=cmd_models_upgrade)
 
     p = subparsers.add_parser("export", help="one row a customer: RFM, scores, cluster and segment name")
     add_rfm_args(p)
@@ -177,6 +183,16 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_upgrade(args: argparse.Namespace) -> int:
+    from rfm.service import models
+
+    store = model_store(settings_from_args(args))
+    model = models.upgrade(store, args.version, warn=warn)
+    files = "model.skops, metadata.json, manifest.json" + (", manifest.sig" if store.signed else "")
+    print(f"upgraded {model.version}: model.joblib -> {files} (same clusters and centres)", file=sys.stderr)
+    return 0
+
+
 def _segmentation(args: argparse.Namespace) -> Segmentation:
     """The chosen model applied to the chosen data; a model/data mismatch is one `warning:` line."""
     from rfm.service import models, segmentation
@@ -250,5 +266,6 @@ def cmd_package(args: argparse.Namespace) -> int:
     from rfm.service import models
 
     out = models.package(model_store(settings_from_args(args)), args.version, args.out)
-    print(f"wrote {out} (model.joblib and metadata.json at the root, for /opt/ml/model)", file=sys.stderr)
+    print(f"wrote {out} (the version's model.skops, metadata.json and manifest at the root, for /opt/ml/model)",
+          file=sys.stderr)
     return 0

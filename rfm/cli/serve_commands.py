@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="run the SageMaker-compatible model server (GET /ping, POST /invocations)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--model-dir", metavar="DIR",
-                       help="a model directory (model.joblib + metadata.json), e.g. /opt/ml/model")
+                       help="a model directory (model.skops, metadata.json, manifest.json), e.g. /opt/ml/model")
     where.add_argument("--model", metavar="VERSION", help="a version of --models-dir")
     p.add_argument("--models-dir", metavar="DIR",
                    help="versions directory; without --model/--model-dir/SM_MODEL_DIR the promoted version is "

@@ -5,12 +5,16 @@ first visitor waits. This launcher wraps the same app (streamlit_app.py, unchang
 whose lifespan does that work first (`rfm.dashboard.state.warm_caches`), before the server accepts a
 connection, so the first visitor is served like every later one. Command-line options are the
 usual `streamlit run` ones (`--server.port 8600`, ...).
+
+Without sign-in configured ([auth] in the secrets file Streamlit reads) the lifespan refuses to serve
+on anything but a loopback address (`rfm dashboard` passes --server.address 127.0.0.1 and checks too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -37,9 +41,26 @@ def declare_navigation_app() -> None:
         PagesManager.uses_pages_directory = False
 
 
+def refusal() -> str | None:
+    """Why this server must not serve (one line), or None: without sign-in ([auth] in the secrets
+    Streamlit read) it may listen only on a loopback address (Streamlit's own default is every one)."""
+    from streamlit import config
+
+    from rfm.dashboard.auth import auth_configured, local_mode_refusal
+
+    return local_mode_refusal(config.get_option("server.address"), auth_configured())
+
+
 @asynccontextmanager
 async def warm_start(_app: st.App) -> AsyncIterator[None]:
-    """Warm the caches in a worker thread (the event loop stays free), then serve."""
+    """Refuse to serve other machines without sign-in; warm the caches in a worker thread (the event
+    loop stays free), then serve."""
+    problem = refusal()
+    if problem is not None:
+        # Before the first request: the socket is bound but nothing is served. One line and exit 2
+        # (raising here would have uvicorn print a traceback and exit 3).
+        print(f"rfm dashboard: error: {problem}", file=sys.stderr, flush=True)
+        os._exit(2)
     declare_navigation_app()
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

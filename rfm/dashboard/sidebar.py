@@ -3,6 +3,11 @@
 Rendered by streamlit_app.py on every run, before the page, so its widgets keep their state across page
 switches; it returns the page `Context`. A failing source never raises: one `st.error` line and the
 last data that loaded.
+
+The "Local path" source reads only under the allowed data folders (settings.data_roots, checked by
+`rfm.service.confinement.confine` before anything looks at a file). Uploads are capped at
+settings.upload_max_mb, kept in a private folder per session (`save_upload`), and named in every
+message by their original file name (`public_message`), never by their server path.
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ from rfm.dashboard import state
 from rfm.dashboard.state import Context, SourceRequest
 from rfm.data.columns import CANONICAL_COLUMNS
 from rfm.data.query import ReturnsPolicy
-from rfm.data.sources import SourceOptions, expand_paths
+from rfm.data.sources import SourceOptions
 from rfm.errors import RfmError
-from rfm.service import datasets, models
+from rfm.service import confinement, datasets, models
 from rfm.service.datasets import Dataset, FileSource
 
 SOURCE_KINDS: tuple[str, ...] = ("Demo data", "Upload a file", "Local path", "Athena")
@@ -38,6 +43,7 @@ def render_sidebar() -> Context:
         st.error(f"Settings: {exc}", icon=":material/error:")
         st.stop()
     model_store = state.store(config)
+    upload_folder(config)  # a new session: names its private upload folder, removes stale ones
     if "pending_version" in st.session_state:  # set after a save, promotion or retrain
         st.session_state["model_version"] = st.session_state.pop("pending_version")
 
@@ -52,20 +58,26 @@ def render_sidebar() -> Context:
                 request = state.default_request(config)
             elif kind == "Upload a file":
                 upload = st.file_uploader("Transaction log (CSV, Excel, Parquet)",
-                                          type=list(datasets.UPLOAD_EXTENSIONS), key="upload")
+                                          type=list(datasets.UPLOAD_EXTENSIONS), key="upload",
+                                          max_upload_size=config.upload_max_mb,
+                                          help=f"Up to {config.upload_max_mb} MB. Kept in a private folder of "
+                                               "this session, removed when it is replaced or the session ends.")
                 if upload is not None:
-                    path = datasets.save_upload(upload.name, upload.getvalue(), config.upload_dir)
-                    request = _files_request([str(path)], upload.name)
+                    path = save_upload(upload.name, upload.getvalue(), config)
+                    request = _files_request([str(path)], datasets.upload_name(upload.name))
             elif kind == "Local path":
+                roots = confinement.describe_roots(config.data_roots)
                 text = st.text_input("File, glob or folder", key="local_path",
-                                     placeholder="/data/online_retail.parquet")
+                                     placeholder="data/online_retail.parquet",
+                                     help=f"Under the allowed data folders only: {roots} (RFM_DATA_ROOTS).")
                 if text.strip():
                     paths = [p.strip() for p in text.split(",") if p.strip()]
-                    request = _files_request(paths, text.strip())
+                    # Confined before anything looks at a file (cache key, mapping preview, readers).
+                    request = _files_request(list(confinement.confine(paths, config.data_roots)), text.strip())
             else:
                 request = _athena_request(config)
         except Exception as exc:  # a broken file can fail in the reader itself: still one line
-            error = state.one_line(exc)
+            error = public_message(state.one_line(exc))
 
         custom = st.toggle("Custom snapshot date", key="custom_snapshot")
         snapshot = "auto"
@@ -76,6 +88,7 @@ def render_sidebar() -> Context:
                            horizontal=True)
 
     dataset, data_key, error = _dataset(request, snapshot, returns, error, config)
+    error = public_message(error) if error else error
     if error:
         st.error(f"{error}  \nShowing **{dataset.label}** instead.", icon=":material/error:")
 
@@ -103,12 +116,44 @@ def render_sidebar() -> Context:
                        + (" · promoted" if version == current else " · not promoted"))
         else:
             st.caption("No usable model: train one on the Model page.")
+    from rfm.dashboard.auth import render_identity  # who is signed in (and their role), or local mode
+
+    render_identity()
     return ctx
 
 
+def save_upload(name: str, data: bytes, config: Settings) -> str:
+    """An upload saved in this session's private folder (capped at settings.upload_max_mb); returns its
+    server path, remembered with the original name so messages show the latter (`public_message`).
+
+    The folder (under settings.upload_dir) is made on the session's first visit, which also removes
+    the folders of sessions gone for longer than `datasets.UPLOAD_SESSION_MAX_AGE_HOURS` (see
+    `datasets.start_upload_session`); the session's previous upload is removed when a new one
+    replaces it. Raises DataError (naming the original file) for a file over the cap."""
+    folder = upload_folder(config)
+    path = str(datasets.save_upload(name, data, folder, max_mb=config.upload_max_mb))
+    st.session_state.setdefault("upload_names", {})[path] = datasets.upload_name(name)
+    return path
+
+
+def upload_folder(config: Settings) -> str:
+    """This session's private upload folder (named on the first call of the session)."""
+    if "upload_folder" not in st.session_state:
+        st.session_state["upload_folder"] = str(datasets.start_upload_session(config.upload_dir))
+    return str(st.session_state["upload_folder"])
+
+
+def public_message(message: str) -> str:
+    """A message with this session's uploads named by their original names, never a server path."""
+    for stored, original in st.session_state.get("upload_names", {}).items():
+        message = datasets.upload_message(message, stored, original)
+    return message
+
+
 def _files_request(paths: list[str], label: str) -> SourceRequest | None:
-    """A request for files, or None while the column-mapping step is pending (the form is shown)."""
-    expanded = tuple(expand_paths(paths))
+    """A request for files (already expanded: confined local files or an upload), or None while the
+    column-mapping step is pending (the form is shown)."""
+    expanded = tuple(paths)
     mappings: dict[str, dict[str, str]] = st.session_state.setdefault("mappings", {})
     mapping = mappings.get(expanded[0], {})
     items = tuple(sorted(mapping.items()))
@@ -123,7 +168,7 @@ def _files_request(paths: list[str], label: str) -> SourceRequest | None:
 
 def _mapping_form(path: str, check: datasets.MappingCheck, label: str) -> None:
     """The column-mapping step: the file's first rows and one selectbox per canonical column."""
-    st.warning(f"**{label}**: the columns were not all recognised. {check.error}")
+    st.warning(f"**{label}**: the columns were not all recognised. {public_message(str(check.error))}")
     with st.form("mapping_form"):
         st.markdown("**Map your columns.** Customer and date are required, plus quantity and unit price "
                     "or a line amount.")

@@ -22,7 +22,8 @@ from rfm.config import Settings, load_settings
 from rfm.data.query import ReturnsPolicy
 from rfm.data.sources import SourceOptions
 from rfm.errors import RfmError, first_line
-from rfm.service import datasets, models
+from rfm.service import access, datasets, models
+from rfm.service.access import Principal
 from rfm.service.datasets import Dataset, DatasetRequest, FileSource
 from rfm.service.segmentation import FitIssue, Segmentation, fit_issues, fit_warning
 
@@ -132,7 +133,8 @@ def model_stamp(root: Path, version: str) -> int:
 
 
 def store(config: Settings) -> ModelStore:
-    return models.open_store(config.models_dir)
+    key = config.model_signing_key
+    return models.open_store(config.models_dir, signing_key=key.get_secret_value() if key is not None else None)
 
 
 # --- the context every page gets -----------------------------------------------------------------
@@ -287,15 +289,21 @@ def page_header(title: str, ctx: Context) -> None:
 
 def _fit_warning(page: str, ctx: Context, model: SegmentModel) -> None:
     text = fit_warning(model, ctx.fit_issues)
+    message = f"{text[0].upper()}{text[1:]}." if text else ""
+    who = principal()
+    if not who.can(access.Action.RETRAIN):  # marketers see the warning; retraining is an analyst's job
+        st.warning(message, icon=":material/warning:")
+        return
     cols = st.columns([5, 1.3], vertical_alignment="center")
-    cols[0].warning(f"{text[0].upper()}{text[1:]}." if text else "", icon=":material/warning:")
+    cols[0].warning(message, icon=":material/warning:")
     if cols[1].button(f"Retrain k={model.k} on this data", key=f"fit_retrain_{page}",
                       icon=":material/model_training:",
                       help="Train a new version with the same k on the data shown and make it the active "
                            "model (it is not promoted)."):
         with st.spinner(f"Training k={model.k} on {len(ctx.dataset.customers):,} customers…"):
             try:
-                version = models.save(ctx.store, models.train(ctx.dataset, model.k))
+                version = access.train_and_save(who, ctx.store, ctx.dataset, model.k,
+                                                audit_log=ctx.settings.audit_log)
             except RfmError as exc:
                 st.error(f"Not retrained: {exc}")
                 return
@@ -305,9 +313,17 @@ def _fit_warning(page: str, ctx: Context, model: SegmentModel) -> None:
 
 
 def context() -> Context:
-    """The Context streamlit_app.py built in this run."""
+    """The Context streamlit_app.py built in this run (only after `auth.gate` admitted the user)."""
+    principal()
     ctx: Context = st.session_state["_ctx"]
     return ctx
+
+
+def principal() -> Principal:
+    """Who uses this session (rfm.dashboard.auth.gate): pass it to the rfm.service.access jobs."""
+    from rfm.dashboard.auth import principal as admitted
+
+    return admitted()
 
 
 def require_model(ctx: Context) -> bool:

@@ -33,7 +33,7 @@ from rfm.model.predictor import Predictor
 METADATA_FORMAT = 1  # the "format" written by this code; files of format 1 always load
 
 # Keys written only when they hold a value: older files do not have them (see the module docstring).
-_OPTIONAL_KEYS = ("data_label", "predictor")
+_OPTIONAL_KEYS = ("data_label", "sha256", "predictor")
 
 
 class _Block(BaseModel):
@@ -135,7 +135,7 @@ class ModelMetadata(_Block):
     sweep: dict[str, object] | None  # SweepResult.as_dict() of the sweep the model came with
     clusters: list[ClusterInfo]
     libraries: dict[str, str]  # library -> version the pipeline was pickled with
-    sha256: str | None  # of model.joblib; None until saved
+    sha256: str | None = None  # of model.joblib in old versions: read, kept, trusted for nothing (manifest.json is)
     predictor: PredictorBlock | None = None  # absent in models saved before predictor blocks
 
     @classmethod
@@ -170,7 +170,7 @@ class ModelMetadata(_Block):
 
 
 class VersionSummary(BaseModel):
-    """One saved version as `ModelStore.summaries` lists it (read from metadata.json, nothing unpickled).
+    """One saved version as `ModelStore.summaries` lists it (read from metadata.json, nothing loaded).
 
     A version whose metadata cannot be read has `error` set and only `version` and `current` besides.
     `as_dict()` gives a JSON-ready dict.

@@ -30,8 +30,8 @@ TRAIN_N_INIT = 10
 
 
 def build_pipeline(k: int, seed: int = DEFAULT_SEED, n_init: int = TRAIN_N_INIT) -> Pipeline:
-    """An unfitted pipeline. np.log1p / np.expm1 are numpy ufuncs, so the pickled pipeline needs
-    no project code to load (the model server or a notebook can `joblib.load` it alone)."""
+    """An unfitted pipeline. np.log1p / np.expm1 are numpy ufuncs, which skops saves by name, so the
+    saved pipeline (model.skops) loads with a short list of trusted types and no project code."""
     from sklearn.cluster import KMeans
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler

@@ -2,10 +2,10 @@
 
 A fitted pipeline predicts with three arrays only: the StandardScaler's mean and scale (of log1p
 recency, frequency, monetary) and the KMeans centres (in that standardised space). A saved model
-keeps a copy of them in metadata.json, so loading a model and scoring never unpickles the pipeline
+keeps a copy of them in metadata.json, so loading a model and scoring never load the pipeline
 nor imports scikit-learn (about 1.4 s, most of a cold start). Python's json writes a float64 as its
 shortest round-trip repr, so the arrays read back are bit-for-bit those of the pipeline; when the
-pipeline is unpickled after all, it is checked to hold exactly these arrays.
+pipeline is loaded after all (model.skops), it is checked to hold exactly these arrays.
 
 This module imports numpy (and rfm.errors) only.
 """

@@ -6,7 +6,7 @@ through the Pipeline: it uses the scaler's mean/scale and the KMeans centres as 
 scikit-learn input validation). The result is the same as `pipeline.predict` (tested).
 
 A trained model takes those arrays from its pipeline; a saved one reads them from metadata.json's
-"predictor" block, and its `pipeline` is unpickled only when something asks for it (saving it again,
+"predictor" block, and its `pipeline` is loaded from model.skops only when something asks for it (saving it again,
 notebooks), then checked to hold exactly those arrays. So loading a model and scoring never import
 scikit-learn. This module does not either.
 """
@@ -96,7 +96,7 @@ class SegmentModel:
     def __init__(self, pipeline: Pipeline | LazyPipeline, metadata: ModelMetadata, *,
                  predictor: Predictor | None = None) -> None:
         """`pipeline` is fitted (training, or a model saved without a predictor block), or a
-        LazyPipeline given with the `predictor` read from metadata.json (nothing is unpickled then).
+        LazyPipeline given with the `predictor` read from metadata.json (nothing is loaded then).
         The metadata's predictor block is set to the predictor's arrays."""
         self._pipeline = pipeline if isinstance(pipeline, LazyPipeline) else LazyPipeline.of(pipeline)
         self._predictor = predictor if predictor is not None else Predictor.from_pipeline(self._pipeline.get())
@@ -117,7 +117,8 @@ class SegmentModel:
 
     @property
     def pipeline(self) -> Pipeline:
-        """The fitted scikit-learn Pipeline; a saved model unpickles (and checks) it on first access."""
+        """The fitted scikit-learn Pipeline; a saved model loads it from model.skops (and checks it) on first
+        access."""
         return self._pipeline.get()
 
     # --- what a model is ------------------------------------------------------------------------

@@ -1,20 +1,47 @@
-"""Model versions on disk: `models/<version>/{model.joblib, metadata.json}` and `models/CURRENT`.
+"""Model versions on disk: `models/<version>/{model.skops, metadata.json, manifest.json[, manifest.sig]}`
+and `models/CURRENT`.
 
-Every write is atomic: a version is written into a hidden temporary directory and renamed into
-place, and single files (metadata.json after a rename, CURRENT) are written to a temporary file and
-`os.replace`d, so a crash at any point leaves either the old state or the new one, never a half
-model. Loading checks the sha256 of model.joblib (recorded in metadata.json) and the predictor
-block, but does not unpickle: the model scores from the block (see rfm.model.segment_model), and
-model.joblib is unpickled only when its pipeline is first used, from bytes hashed again at that
-moment (a file changed since is refused rather than executed) and checked to hold exactly the
-block's arrays. Models saved before predictor blocks are unpickled at load, as they always were;
-rewriting their metadata (`rename_clusters`) adds the block. `promote` and `package` unpickle and
-check at once: what they vouch for is the whole model. scikit-learn and joblib are imported only
-when something is unpickled or saved.
+**Nothing is unpickled** on any path but `ModelStore.upgrade`. The pipeline is saved with skops
+(rfm.model.artifact: data, not code, loaded with an explicit list of trusted types), and scoring does not
+even load it: a model scores from the predictor arrays in metadata.json, and `SegmentModel.pipeline`
+loads model.skops only when asked (then checks it holds exactly those arrays).
+
+**A version is verified as a whole** (rfm.model.manifest): manifest.json lists the sha256 and size of
+metadata.json and model.skops; every load (`ModelStore.load`, `load_model_dir`, listings too) reads the
+manifest, checks its HMAC signature when a signing key is configured, checks that the directory holds
+exactly the listed files with those hashes, and only then parses the bytes it hashed. The old
+"sha256 of model.joblib" field of metadata.json is still read (old files have it) but trusted for
+nothing; new files leave it out.
+
+**Atomicity.** A version's files only ever change together, by replacing the whole directory:
+- `save` writes every file into a hidden `.tmp-*` directory next to the versions, fsyncs them, and
+  `rename(2)`s the directory to its version name: the name appears complete or not at all.
+- `rename_clusters` and `upgrade` write the new version (same model bytes, or the converted model; new
+  metadata.json, manifest.json, manifest.sig) into a `.tmp-*` directory and swap it with the version
+  directory in ONE `renameat2(RENAME_EXCHANGE)` system call (Linux; atomic: any reader resolving
+  `models/V` sees either the old directory or the new one, each complete and consistent), then delete
+  the old one, now under the hidden name. Where the exchange is not available (not Linux, a filesystem
+  without it) the swap is two renames, `V -> .old-V` then `.tmp-* -> V`: there is a moment where `V` is
+  absent (a reader then gets "unknown version" and may retry), but never a moment where it is
+  inconsistent; after a crash in between, the next writer (under the lock) renames `.old-V` back.
+- `CURRENT` is replaced with a temporary file and `os.replace`.
+A crash therefore leaves the old state or the new one plus, at most, a hidden `.tmp-*`/`.old-*`
+directory that listings ignore. metadata.json can never be newer or older than the manifest that lists
+it, because they are never replaced one at a time. A reader that catches a directory mid-swap (files
+read from two generations) fails the hash check rather than accepting a mix; it notices the directory
+changed under it and reads again.
+
+**Writers take a lock** (`models/.lock`, filelock) around read-modify-write: `save`, `promote`,
+`rename_clusters` and `upgrade` re-read what they change after taking it, so concurrent `rfm label`,
+`promote` and `train` never lose an update. Readers take no lock.
+
+scikit-learn and skops are imported only when a pipeline is loaded or saved; joblib only by `upgrade`.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import functools
 import hashlib
 import io
@@ -22,15 +49,28 @@ import json
 import os
 import re
 import shutil
+import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rfm.errors import ModelError
+from rfm.model import artifact
+from rfm.model.artifact import MODEL_FILE, PIPELINE_STEPS
+from rfm.model.manifest import (
+    LEGACY_MODEL_FILE,
+    MANIFEST_FILE,
+    METADATA_FILE,
+    SIGNATURE_FILE,
+    SigningKey,
+    key_bytes,
+    read_verified,
+    version_files,
+)
 from rfm.model.metadata import ModelMetadata, VersionSummary
 from rfm.model.predictor import Predictor
 from rfm.model.segment_model import LazyPipeline, SegmentModel
@@ -38,12 +78,28 @@ from rfm.model.segment_model import LazyPipeline, SegmentModel
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
+__all__ = [
+    "CURRENT_FILE",
+    "LEGACY_MODEL_FILE",
+    "LOCK_FILE",
+    "MANIFEST_FILE",
+    "METADATA_FILE",
+    "MODEL_FILE",
+    "PIPELINE_STEPS",
+    "SIGNATURE_FILE",
+    "ModelStore",
+    "VersionSummary",
+    "load_model_dir",
+    "read_metadata",
+    "sha256_file",
+]
+
 CURRENT_FILE = "CURRENT"
-PIPELINE_STEPS = ["log1p", "scale", "kmeans"]
+LOCK_FILE = ".lock"
+LOCK_TIMEOUT_SECONDS = 120.0
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _TMP_PREFIX = ".tmp-"
+_OLD_PREFIX = ".old-"
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -54,90 +110,97 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def load_model_dir(path: str | os.PathLike[str]) -> SegmentModel:
-    """A model from a directory holding model.joblib and metadata.json (a version directory, or
-    SageMaker's /opt/ml/model). Refuses a model.joblib whose sha256 differs from the metadata's and a
-    malformed predictor block; unpickles nothing unless the metadata predates predictor blocks."""
+def load_model_dir(path: str | os.PathLike[str], signing_key: SigningKey = None) -> SegmentModel:
+    """A model from a version directory (or SageMaker's /opt/ml/model, unpacked from `ModelStore.package`).
+
+    The whole directory is verified first (manifest hashes; the signature when `signing_key` is given:
+    a str, bytes or pydantic SecretStr such as `settings.model_signing_key`); nothing is unpickled and
+    model.skops is not parsed until the pipeline is asked for. One-line ModelError otherwise."""
     directory = Path(path)
-    metadata = read_metadata(directory)
-    model_path = directory / MODEL_FILE
-    if not model_path.is_file():
-        raise ModelError(f"{model_path}: missing (a model directory holds {MODEL_FILE} and {METADATA_FILE})")
-    sha256 = _check_sha256(model_path, sha256_file(model_path), metadata.sha256)
-    if metadata.predictor is None:  # saved before predictor blocks: the arrays come from the pipeline
-        return _segment_model(directory, _unpickle(model_path, sha256), metadata)
-    predictor = metadata.predictor.to_predictor()  # checked when metadata.json was read
-    load = functools.partial(_unpickle_matching, model_path, sha256, predictor)
-    return _segment_model(directory, LazyPipeline(load), metadata, predictor)
+    files = _read_version(directory, key_bytes(signing_key))
+    return _model_from(directory, files)
 
 
-def _segment_model(directory: Path, pipeline: Pipeline | LazyPipeline, metadata: ModelMetadata,
-                   predictor: Predictor | None = None) -> SegmentModel:
+def _read_version(directory: Path, key: bytes | None) -> dict[str, bytes]:
+    """`read_verified`, read again when the directory was swapped while it was being read."""
+    for attempt in range(3):
+        before = _inode(directory)
+        try:
+            return read_verified(directory, key)
+        except ModelError:
+            if attempt == 2 or before is None or _inode(directory) == before:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _inode(directory: Path) -> int | None:
     try:
-        return SegmentModel(pipeline, metadata, predictor=predictor)
+        return directory.stat().st_ino
+    except OSError:
+        return None
+
+
+def _model_from(directory: Path, files: Mapping[str, bytes]) -> SegmentModel:
+    """The model of verified version files: scores from metadata.json's predictor block; the pipeline
+    is loaded from the verified model.skops bytes (kept in memory) on first use."""
+    metadata = _parse_metadata(directory / METADATA_FILE, files[METADATA_FILE])
+    if metadata.predictor is None:
+        raise ModelError(f"{directory / METADATA_FILE}: no predictor block (the arrays scoring uses); "
+                         "refusing to load the model")
+    predictor = metadata.predictor.to_predictor()
+    load = functools.partial(_pipeline_matching, directory, files[MODEL_FILE], predictor)
+    try:
+        return SegmentModel(LazyPipeline(load), metadata, predictor=predictor)
     except ModelError as exc:  # e.g. the cluster list and the centres disagree
         raise ModelError(f"{directory / METADATA_FILE}: {exc}") from None
 
 
-def _check_sha256(model_path: Path, actual: str, expected: str | None) -> str:
-    """The recorded sha256, when `actual` is it (else a one-line refusal)."""
-    if expected is None or actual != expected:
-        raise ModelError(
-            f"{model_path}: sha256 {actual[:12]}... does not match metadata.json "
-            f"({str(expected)[:12]}...): the file was modified or corrupted; refusing to load it"
-        )
-    return expected
-
-
-def _unpickle(model_path: Path, sha256: str) -> Pipeline:
-    """The pipeline in model.joblib, unpickled from the very bytes that were hashed (so a file
-    replaced after `load_model_dir` checked it is refused, not executed)."""
-    import joblib
-    from sklearn.pipeline import Pipeline
-
-    try:
-        data = model_path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{model_path}: cannot be read ({exc.strerror or exc})") from None
-    _check_sha256(model_path, hashlib.sha256(data).hexdigest(), sha256)
-    try:
-        pipeline = joblib.load(io.BytesIO(data))
-    except Exception as exc:  # a matching hash but unreadable pickle: wrong library versions
-        raise ModelError(f"{model_path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != PIPELINE_STEPS:
-        raise ModelError(f"{model_path}: not an rfm segmentation pipeline (log1p -> scale -> kmeans)")
-    return pipeline
-
-
-def _unpickle_matching(model_path: Path, sha256: str, predictor: Predictor) -> Pipeline:
-    """The pipeline, refused unless it holds exactly the predictor block's arrays (the model has
-    been scoring with those: a pipeline that disagrees means metadata.json was edited)."""
-    pipeline = _unpickle(model_path, sha256)
+def _pipeline_matching(directory: Path, data: bytes, predictor: Predictor) -> Pipeline:
+    """The pipeline of model.skops, refused unless it holds exactly the predictor block's arrays (both
+    files passed the manifest check, so a difference means the version was built wrong)."""
+    pipeline = artifact.loads(data, where=directory / MODEL_FILE)
     if Predictor.from_pipeline(pipeline) != predictor:
         raise ModelError(
-            f"{model_path.parent / METADATA_FILE}: the predictor block does not match {MODEL_FILE} "
-            "(scaler mean/scale or centres differ): the metadata was modified; refusing to use the model"
+            f"{directory / METADATA_FILE}: the predictor block does not match {MODEL_FILE} "
+            "(scaler mean/scale or centres differ); refusing to use the model"
         )
     return pipeline
+
+
+def _parse_metadata(path: Path, data: bytes) -> ModelMetadata:
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: unreadable or not valid JSON ({exc})") from None
+    return ModelMetadata.from_json_dict(parsed, where=path)
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> ModelMetadata:
-    """The metadata.json of a model directory, validated (one-line ModelError naming the file and field)."""
+    """The metadata.json of a model directory, validated but NOT verified against a manifest (for
+    messages and the upgrade of old versions; loading uses `load_model_dir`)."""
     path = Path(directory) / METADATA_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"{path}: missing (not a model directory?)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable or not valid JSON ({exc})") from None
-    return ModelMetadata.from_json_dict(data, where=path)
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    return _parse_metadata(path, data)
 
 
 class ModelStore:
-    """The versions in one models directory (default `models`)."""
+    """The versions in one models directory (default `models`). With a `signing_key` (str, bytes or
+    SecretStr: RFM_MODEL_SIGNING_KEY), saving signs each version's manifest and loading refuses a
+    version whose signature is missing or wrong."""
 
-    def __init__(self, models_dir: str | os.PathLike[str] = "models") -> None:
+    def __init__(self, models_dir: str | os.PathLike[str] = "models", signing_key: SigningKey = None) -> None:
         self.root = Path(models_dir)
+        self._key = key_bytes(signing_key)
+
+    @property
+    def signed(self) -> bool:
+        """Whether a signing key is configured (saves sign, loads require a valid signature)."""
+        return self._key is not None
 
     # --- reading --------------------------------------------------------------------------------
     def list_versions(self) -> list[str]:
@@ -169,7 +232,10 @@ class ModelStore:
         return directory
 
     def load(self, version: str | None = None) -> SegmentModel:
-        """A saved version (None: the promoted one), checked against its sha256."""
+        """A saved version (None: the promoted one), verified as a whole (manifest, signature)."""
+        return self._load(self._resolve(version))[0]
+
+    def _resolve(self, version: str | None) -> str:
         if version is None:
             version = self.current_version()
             if version is None:
@@ -177,100 +243,254 @@ class ModelStore:
                     f"no promoted model in {self.root} (train one with `rfm train --promote` "
                     "or promote one with `rfm models promote VERSION`)"
                 )
-        model = load_model_dir(self.path(version))
+        return version
+
+    def _load(self, version: str) -> tuple[SegmentModel, dict[str, bytes]]:
+        """The model and the verified bytes of its files."""
+        directory = self.path(version)
+        files = _read_version(directory, self._key)
+        model = _model_from(directory, files)
         if model.version != version:
-            raise ModelError(f"{self.root / version / METADATA_FILE}: records version {model.version!r}")
-        return model
+            raise ModelError(f"{directory / METADATA_FILE}: records version {model.version!r}")
+        return model, files
 
     def load_verified(self, version: str) -> SegmentModel:
-        """A saved version with its pipeline unpickled now, so it is known to match the predictor
-        block (`load` defers that to the pipeline's first use, which scoring never needs)."""
+        """A saved version with its pipeline loaded now from model.skops, so it is known to match the
+        predictor block (`load` defers that to the pipeline's first use, which scoring never needs)."""
         model = self.load(version)
         _ = model.pipeline
         return model
 
     def summaries(self) -> list[VersionSummary]:
-        """One summary a version, oldest first (from metadata.json, without unpickling): for listings.
-        A version whose metadata cannot be read is listed with `error` set."""
+        """One summary a version, oldest first (verified like a load, model.skops not parsed): for
+        listings. A version that does not verify is listed with `error` set (one line)."""
         current = self.current_version()
         out = []
         for version in self.list_versions():
+            directory = self.root / version
             try:
-                meta = read_metadata(self.root / version)
+                meta = _parse_metadata(directory / METADATA_FILE,
+                                       _read_version(directory, self._key)[METADATA_FILE])
             except ModelError as exc:
                 out.append(VersionSummary(version=version, current=version == current, error=str(exc)))
                 continue
             out.append(VersionSummary.of(meta, version=version, current=version == current))
         return out
 
-    # --- writing --------------------------------------------------------------------------------
-    def save(self, model: SegmentModel, version: str | None = None) -> str:
-        """Write a model as a new version (atomically) and return the version name."""
-        import joblib  # not at module level: loading and scoring never need it
+    # --- writing (under the store's lock) -------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """The store's write lock (`models/.lock`): one writer at a time, across processes. A swap
+        interrupted by a crash (fallback path, see the module docstring) is repaired on entry."""
+        from filelock import FileLock, Timeout
 
         self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise ModelError(f"{self.root / LOCK_FILE}: another rfm process has held the models lock for "
+                             f"{LOCK_TIMEOUT_SECONDS:.0f} s; try again") from None
+        try:
+            self._recover()
+            yield
+        finally:
+            lock.release()
+
+    def save(self, model: SegmentModel, version: str | None = None) -> str:
+        """Write a model as a new version (atomically, signed when a key is set); returns its name."""
         base = version or _new_version_name(model.k)
         if not _VERSION_RE.match(base):
             raise ModelError(f"{base!r} is not a valid model version name")
-        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.root))
-        try:
-            tmp.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
-            joblib.dump(model.pipeline, tmp / MODEL_FILE)
-            _fsync(tmp / MODEL_FILE)
-            sha256 = sha256_file(tmp / MODEL_FILE)
+        model_bytes = artifact.dumps(model.pipeline)
+        with self.locked():
             for attempt in range(1, 100):
                 name = base if attempt == 1 else f"{base}-{attempt}"
                 if (self.root / name).exists():
                     if version is not None:
                         raise ModelError(f"model version {version!r} already exists in {self.root}")
                     continue
-                metadata = model.metadata.model_copy(update={"version": name, "sha256": sha256})
-                _write_json(tmp / METADATA_FILE, metadata.to_json_dict())
+                metadata = model.metadata.model_copy(update={"version": name, "sha256": None})
+                tmp = self._write_tmp_version(metadata, model_bytes)
                 try:
                     os.rename(tmp, self.root / name)
-                except OSError:  # created concurrently: try the next name
+                except OSError:  # created concurrently by a writer that ignores the lock
+                    shutil.rmtree(tmp, ignore_errors=True)
                     if version is not None:
                         raise
                     continue
                 _fsync_dir(self.root)
                 return name
             raise ModelError(f"cannot find a free version name for {base!r} in {self.root}")
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
     def promote(self, version: str) -> None:
-        """Make a version the one CURRENT names (it must load, pass its sha256 check, and its pipeline
-        must unpickle and match the predictor block)."""
-        self.load_verified(version)
-        _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode())
+        """Make a version the one CURRENT names (it must verify and its pipeline must load from
+        model.skops and match the predictor block)."""
+        self.load_verified(version)  # the slow part (imports scikit-learn) before taking the lock...
+        with self.locked():
+            self.load_verified(version)  # ...and again under it: the version as it is now
+            _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode())
 
     def rename_cluster(self, version: str, cluster_id: int, name: str) -> SegmentModel:
         """Give one cluster of a saved version a new business name (see `rename_clusters`)."""
         return self.rename_clusters(version, {cluster_id: name})
 
     def rename_clusters(self, version: str, changes: Mapping[int, str]) -> SegmentModel:
-        """Rename clusters of a saved version (cluster id -> new name) in ONE atomic rewrite of
-        metadata.json. The names are checked together first (`SegmentModel.renamed_many`: unique in
-        the final set, so swaps work), so a bad one changes nothing on disk. model.joblib is not
-        touched (its hash stays valid); a model saved before predictor blocks gains one."""
-        model = self.load(version).renamed_many(changes)
-        _write_json(self.path(version) / METADATA_FILE, model.metadata.to_json_dict())
-        return model
+        """Rename clusters of a saved version (cluster id -> new name) in ONE atomic replacement of the
+        version (metadata.json, manifest.json, manifest.sig together; model.skops byte for byte). Under
+        the store's lock, from the version as it is once the lock is held (no lost update). The names are
+        checked together first (`SegmentModel.renamed_many`: unique in the final set, so swaps work), so
+        a bad one changes nothing on disk."""
+        with self.locked():
+            model, files = self._load(version)
+            renamed = model.renamed_many(changes)
+            self._replace_version(version, renamed.metadata, files[MODEL_FILE])
+        return renamed
+
+    def upgrade(self, version: str, warn: Callable[[str], None]) -> SegmentModel:
+        """Convert an old-format version (model.joblib, no manifest) in place: `warn` is called first
+        (this UNPICKLES model.joblib, which runs whatever code it holds), then the pipeline is unpickled,
+        checked against the metadata's predictor block, saved as model.skops with a manifest (signed
+        when a key is set), and the version directory replaced atomically. Names and metadata are kept
+        (the old sha256 field is dropped)."""
+        with self.locked():
+            directory = self.path(version)
+            if (directory / MANIFEST_FILE).exists():
+                raise ModelError(f"{directory}: already in the current format ({MANIFEST_FILE}); nothing to upgrade")
+            legacy = directory / LEGACY_MODEL_FILE
+            if not legacy.is_file():
+                raise ModelError(f"{legacy}: missing; {directory} is not an old-format model version")
+            metadata = read_metadata(directory)
+            if metadata.version != version:
+                raise ModelError(f"{directory / METADATA_FILE}: records version {metadata.version!r}")
+            warn(f"{legacy}: upgrading unpickles this file, which runs any code it contains; "
+                 "do this only if you trust where it came from")
+            pipeline = _unpickle_legacy(legacy, metadata.sha256)
+            predictor = Predictor.from_pipeline(pipeline)
+            if metadata.predictor is not None and metadata.predictor.to_predictor() != predictor:
+                raise ModelError(f"{directory / METADATA_FILE}: the predictor block does not match "
+                                 f"{LEGACY_MODEL_FILE} (scaler mean/scale or centres differ); not upgraded")
+            try:
+                model = SegmentModel(pipeline, metadata)  # the block comes from the pipeline when absent
+            except ModelError as exc:
+                raise ModelError(f"{directory / METADATA_FILE}: {exc}; not upgraded") from None
+            model_bytes = artifact.dumps(pipeline)
+            if Predictor.from_pipeline(artifact.loads(model_bytes, where=directory / MODEL_FILE)) != predictor:
+                raise ModelError(f"{directory}: the converted model does not round-trip; not upgraded")
+            self._replace_version(version, model.metadata.model_copy(update={"sha256": None}), model_bytes)
+        return self.load_verified(version)
 
     def package(self, version: str, out: str | os.PathLike[str]) -> Path:
-        """model.tar.gz for SageMaker: model.joblib and metadata.json at the archive root, so they
-        unpack straight into /opt/ml/model. The version is verified first (`load_verified`)."""
-        model = self.load_verified(version)
-        directory = self.path(version)
+        """model.tar.gz for SageMaker: the version's files (model.skops, metadata.json, manifest.json,
+        manifest.sig when present) at the archive root, so they unpack straight into /opt/ml/model. The
+        version is verified first (pipeline loaded too) and the archive is written from the very bytes
+        that were verified."""
+        model, files = self._load(version)
+        _ = model.pipeline
         out_path = Path(out)
         with _atomic_file(out_path) as handle, tarfile.open(fileobj=handle, mode="w:gz") as tar:
-            for name in (MODEL_FILE, METADATA_FILE):
-                tar.add(directory / name, arcname=name, filter=_normalise_member)
-        if sha256_file(directory / MODEL_FILE) != model.metadata.sha256:
-            out_path.unlink(missing_ok=True)
-            raise ModelError(f"{directory / MODEL_FILE} changed while it was being packaged")
+            for name in (MODEL_FILE, METADATA_FILE, MANIFEST_FILE, SIGNATURE_FILE):
+                if name in files:
+                    info = _normalise_member(tarfile.TarInfo(name))
+                    info.size = len(files[name])
+                    info.mtime = int(datetime.now(UTC).timestamp())
+                    tar.addfile(info, io.BytesIO(files[name]))
         return out_path
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _write_tmp_version(self, metadata: ModelMetadata, model_bytes: bytes) -> Path:
+        """A complete version (every file, fsynced) in a new hidden directory of the store."""
+        text = json.dumps(metadata.to_json_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        files = version_files(text.encode("utf-8"), model_bytes, self._key)
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.root))
+        try:
+            tmp.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
+            for name, data in files.items():
+                with open(tmp / name, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(tmp / name, 0o644)
+            _fsync_dir(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tmp
+
+    def _replace_version(self, version: str, metadata: ModelMetadata, model_bytes: bytes) -> None:
+        """Replace a version directory by a new one holding these contents, atomically (the caller
+        holds the lock; see the module docstring)."""
+        target = self.root / version
+        tmp = self._write_tmp_version(metadata, model_bytes)
+        try:
+            if _exchange(tmp, target):  # tmp now holds the old version
+                _fsync_dir(self.root)
+                return
+            old = self.root / f"{_OLD_PREFIX}{version}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(target, old)
+            os.rename(tmp, target)
+            _fsync_dir(self.root)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _recover(self) -> None:
+        """Undo a fallback swap a crash interrupted: `.old-V` without `V` goes back to `V`."""
+        with suppress(OSError):
+            for old in self.root.glob(f"{_OLD_PREFIX}*"):
+                target = self.root / old.name.removeprefix(_OLD_PREFIX)
+                if not target.exists():
+                    os.rename(old, target)
+                else:
+                    shutil.rmtree(old, ignore_errors=True)
+
+
+def _unpickle_legacy(path: Path, sha256: str | None) -> Pipeline:
+    """The pipeline in an old model.joblib. THIS RUNS THE PICKLE: only `ModelStore.upgrade` calls it,
+    after its warning. The sha256 metadata.json records (if any) is checked first: it guards against
+    corruption, not against tampering."""
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if sha256 is not None and actual != sha256:
+        raise ModelError(f"{path}: sha256 {actual[:12]}... does not match metadata.json ({sha256[:12]}...): "
+                         "the file was modified or corrupted; not upgraded")
+    try:
+        pipeline = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # an unreadable pickle: wrong library versions
+        raise ModelError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != PIPELINE_STEPS:
+        raise ModelError(f"{path}: not an rfm segmentation pipeline (log1p -> scale -> kmeans); not upgraded")
+    return pipeline
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directory entries atomically (Linux `renameat2(..., RENAME_EXCHANGE)`). False when the
+    platform or the filesystem does not support it (nothing was changed then)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # no libc symbol (glibc < 2.28, musl without it)
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _new_version_name(k: int) -> str:
@@ -283,11 +503,6 @@ def _normalise_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uname = info.gname = "root"
     info.mode = 0o644
     return info
-
-
-def _write_json(path: Path, data: Mapping[str, object]) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    _atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -312,11 +527,6 @@ def _atomic_file(path: Path) -> Iterator[io.BufferedWriter]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,6 +1,6 @@
 """`train_model`: fit the pipeline for one k and describe it (names, centroids, provenance).
 
-scikit-learn, joblib and rfm.data.table (duckdb) are imported when a model is trained, not with the
+scikit-learn, skops and rfm.data.table (duckdb) are imported when a model is trained, not with the
 module: `import rfm.model` serves code that only loads and scores models.
 """
 
@@ -123,8 +123,9 @@ def train_model(
 
 
 def _libraries() -> dict[str, str]:
-    """The versions a pickled pipeline depends on (recorded so a failed unpickle can be explained)."""
-    import joblib
+    """The versions the saved pipeline depends on (recorded so a failed load can be explained)."""
+    from importlib.metadata import version
+
     import sklearn
 
     return {
@@ -133,7 +134,7 @@ def _libraries() -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "pandas": pd.__version__,
-        "joblib": joblib.__version__,
+        "skops": version("skops"),
     }
 
 

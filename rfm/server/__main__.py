@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="SageMaker-compatible model server for the RFM segment model.",
     )
     parser.add_argument("command", choices=["serve"], help="serve: start the inference server (what SageMaker runs)")
-    parser.add_argument("--model-dir", help="directory with model.joblib and metadata.json "
+    parser.add_argument("--model-dir", help="a model directory (model.skops, metadata.json, manifest.json) "
                         "(default: SM_MODEL_DIR, then /opt/ml/model)")
     parser.add_argument("--host", help="address to bind (default 0.0.0.0)")
     parser.add_argument("--port", type=int, help="port (default: SAGEMAKER_BIND_TO_PORT, then 8080)")
@@ -53,10 +53,11 @@ def configure_logging() -> None:
 
 def serve(settings: ServerSettings) -> int:
     """Load and verify the model, then run uvicorn until SIGTERM; 2 when there is no valid model."""
+    from rfm.config import load_settings
     from rfm.model import load_model_dir
 
     try:
-        model = load_model_dir(settings.model_dir)
+        model = load_model_dir(settings.model_dir, signing_key=load_settings().model_signing_key)
     except RfmError as exc:
         log.error("refusing to start: no valid model in %s: %s", settings.model_dir, exc)
         return 2

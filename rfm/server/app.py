@@ -5,15 +5,25 @@ has a model and /ping can answer 200 at once. /invocations reads the raw body it
 depends on Content-Type), so FastAPI does no per-request validation or JSON encoding on the hot
 path: codecs parse, `SegmentModel.predict` scores in numpy, orjson writes. The OpenAPI document
 still describes every content type with the typed models of rfm.serving.records and rfm.server.schemas.
+
+Bounded by design: bodies over THREAD_THRESHOLD_BYTES ("large") are scored in a worker thread, at most
+`settings.heavy_slots` (2) at once; a large request waits for a slot within the request timeout and
+gets 503 with Retry-After when none frees up in time. Scoring runs in chunks (codecs.respond) that
+check a cancellation flag, set when the request times out (504), so the thread stops within a chunk
+and only then frees its slot. An answer over SageMaker's 6 MB response limit is refused (413) as soon
+as the chunks written pass it, with how many rows fit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -33,6 +43,7 @@ log = logging.getLogger("rfm.server")
 # Bodies above this size are scored in a worker thread under the request timeout, so a huge batch
 # cannot hold the event loop (and /ping) beyond SAGEMAKER_MODEL_SERVER_TIMEOUT.
 THREAD_THRESHOLD_BYTES = 64 * 1024
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 class PayloadTooLarge(RfmError):
@@ -70,10 +81,16 @@ _INVOCATIONS_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     400: {"description": "Invalid input: names the record and the field", "content": _ERROR},
     406: {"description": "Accept names no type the server writes", "content": _ERROR},
-    413: {"description": "Body over 6 MB (SageMaker's real-time limit)", "content": _ERROR},
+    413: {"description": "Body over 6 MB (SageMaker's real-time limit), or an answer that would be: the detail "
+                         "says about how many rows fit in one answer of the asked type, that text/csv answers are "
+                         "smaller, and that SageMaker batch transform is the tool for bulk scoring",
+          "content": _ERROR},
     415: {"description": "Content-Type is not application/json, text/csv or application/jsonlines",
           "content": _ERROR},
-    504: {"description": "Scoring took longer than the server timeout", "content": _ERROR},
+    503: {"description": "Busy: the large batches the server scores at once (2) kept it longer than the timeout; "
+                         "retry after the Retry-After seconds", "content": _ERROR,
+          "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}},
+    504: {"description": "Scoring took longer than the server timeout (the work stops)", "content": _ERROR},
 }
 
 
@@ -82,6 +99,7 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
     settings = settings or ServerSettings()
     version = model.version or "(unsaved)"
     names = [model.segment_name(i) for i in range(model.k)] + [NOT_SEGMENTED_NAME]  # index -1: not segmented
+    answers = codecs.Answers(names, version)
     model_info = codecs.dumps({
         "version": version,
         "k": model.k,
@@ -101,10 +119,35 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
     app.state.model = model
     app.state.settings = settings
 
-    def score(body: bytes, kind: str, out_kind: str) -> bytes:
-        batch = codecs.decode(body, kind)
-        ids = model.predict(batch.values) if len(batch.values) else batch.values[:, 0].astype("int64")
-        return codecs.encode(batch, ids, names, version, out_kind)
+    def predict(values: np.ndarray, start: int, stop: int) -> np.ndarray:
+        return model.predict(values) if len(values) else np.zeros(0, dtype="int64")
+
+    def score(body: bytes, kind: str, out_kind: str, cancel: threading.Event | None = None) -> bytes:
+        batch = codecs.decode(body, kind, cancel)
+        return codecs.respond(batch, predict, answers, out_kind, limit=settings.max_response_bytes, cancel=cancel)
+
+    slots = _Slots(settings.heavy_slots)
+
+    async def score_large(body: bytes, kind: str, out_kind: str) -> Response | bytes:
+        """In a worker thread, holding one of the heavy slots until the thread really stops."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.timeout
+        semaphore = slots.on(loop)
+        try:
+            async with asyncio.timeout_at(deadline):
+                await semaphore.acquire()
+        except TimeoutError:
+            return _error(503, f"busy: {settings.heavy_slots} large batches are being scored; retry in a moment "
+                               "(or send smaller batches)",
+                          headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+        job = _Job(lambda cancel: score(body, kind, out_kind, cancel),
+                   lambda: loop.call_soon_threadsafe(semaphore.release))
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await anyio.to_thread.run_sync(job.run, abandon_on_cancel=True)
+        except TimeoutError:
+            job.abandon(semaphore.release)
+            raise
 
     @app.get("/ping", response_class=Response, responses={200: {"description": "The model is loaded; empty body"}})
     async def ping() -> Response:
@@ -119,20 +162,21 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
             out_kind = codecs.response_type(request.headers.get("accept"), kind)
             body = await _read_body(request, settings.max_body_bytes)
             if len(body) <= THREAD_THRESHOLD_BYTES:
-                payload = score(body, kind, out_kind)
+                payload: Response | bytes = score(body, kind, out_kind)
             else:
-                async with asyncio.timeout(settings.timeout):
-                    payload = await anyio.to_thread.run_sync(score, body, kind, out_kind)
+                payload = await score_large(body, kind, out_kind)
         except DataError as exc:
             return _error(400, str(exc))
         except codecs.UnsupportedContentType as exc:
             return _error(415, str(exc))
         except codecs.NotAcceptable as exc:
             return _error(406, str(exc))
-        except PayloadTooLarge as exc:
+        except (PayloadTooLarge, codecs.ResponseTooLarge) as exc:
             return _error(413, str(exc))
         except TimeoutError:
             return _error(504, f"scoring took longer than {settings.timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)")
+        if isinstance(payload, Response):
+            return payload
         return Response(payload, media_type=out_kind)
 
     @app.get("/model", response_class=Response, responses={200: {"description": "The loaded model",
@@ -167,10 +211,63 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _error(status: int, detail: str) -> Response:
+class _Slots:
+    """The semaphore of large requests, made on the event loop that uses it (the server has one;
+    test clients may start a new loop per client)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._semaphore = asyncio.Semaphore(size)
+
+    def on(self, loop: asyncio.AbstractEventLoop) -> asyncio.Semaphore:
+        if loop is not self._loop:
+            self._loop, self._semaphore = loop, asyncio.Semaphore(self.size)
+        return self._semaphore
+
+
+class _Job:
+    """Work for a worker thread that can be abandoned: `abandon` (on timeout) sets the cancellation flag
+    the work checks between chunks. `release` runs exactly once, when the work has really stopped: at
+    its end, or at once if it had not started yet."""
+
+    def __init__(self, work: Callable[[threading.Event], bytes], release: Callable[[], object]) -> None:
+        self._work = work
+        self._release = release
+        self._lock = threading.Lock()
+        self._started = False
+        self._abandoned = False
+        self.cancel = threading.Event()
+
+    def run(self) -> bytes:
+        with self._lock:
+            if self._abandoned:
+                log.warning("timed-out request: stopped before scoring")
+                return b""
+            self._started = True
+        try:
+            return self._work(self.cancel)
+        except codecs.Cancelled as exc:
+            log.warning("timed-out request: %s", exc)
+            return b""
+        finally:
+            self._release()
+
+    def abandon(self, release_now: Callable[[], object]) -> None:
+        """Called on the event loop: stop the work; free its slot now if it never started."""
+        self.cancel.set()
+        with self._lock:
+            self._abandoned = True
+            started = self._started
+        if not started:
+            release_now()
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
     if status >= 500:
         log.error("%d: %s", status, detail)
-    return Response(codecs.dumps({"detail": detail}), status_code=status, media_type="application/json")
+    return Response(codecs.dumps({"detail": detail}), status_code=status, media_type="application/json",
+                    headers=headers)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -197,4 +294,5 @@ def app_from_env() -> FastAPI:
 
     config = load_settings()
     settings = ServerSettings.from_settings(config)
-    return create_app(load_model_dir(config.server_worker_model_dir or settings.model_dir), settings)
+    return create_app(load_model_dir(config.server_worker_model_dir or settings.model_dir,
+                                     signing_key=config.model_signing_key), settings)

@@ -24,6 +24,9 @@ DEFAULT_PORT = 8080
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time invocation payload limit (6 MB)
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # SageMaker real-time response limit (6 MB): larger answers are 413
+# Large bodies (over the app's THREAD_THRESHOLD_BYTES) scored at once; more wait (see rfm.server.app).
+HEAVY_SLOTS = 2
 # Set by `serve` for uvicorn worker processes; read back as Settings.server_worker_model_dir.
 MODEL_DIR_ENV = "RFM_SERVER_MODEL_DIR"
 
@@ -38,6 +41,8 @@ class ServerSettings:
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     model_dir: str = DEFAULT_MODEL_DIR
     max_body_bytes: int = MAX_BODY_BYTES
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    heavy_slots: int = HEAVY_SLOTS
     access_log: bool = False
 
     @classmethod

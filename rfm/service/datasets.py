@@ -9,9 +9,11 @@ what a model must be checked against: its content fingerprint, snapshot and retu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -35,6 +37,9 @@ DEMO_ROWS = 200_000
 DEMO_SEED = 7
 DEMO_LABEL = "demo data"
 UPLOAD_EXTENSIONS: tuple[str, ...] = ("csv", "gz", "tsv", "txt", "xlsx", "xls", "xlsm", "parquet", "pq")
+UPLOAD_SESSION_MAX_AGE_HOURS = 24.0
+_SESSION_FOLDER = re.compile(r"[0-9a-f]{32}")
+_UPLOAD_FILE = re.compile(r"[0-9a-f]{16}-[A-Za-z0-9._-]+")
 
 
 # --- what is asked for ---------------------------------------------------------------------------
@@ -240,18 +245,99 @@ def ensure_demo(path: str | os.PathLike[str], rows: int = DEMO_ROWS, seed: int =
     return out
 
 
-def save_upload(name: str, data: bytes, directory: str | os.PathLike[str]) -> Path:
-    """Keep an uploaded file under a content-hash name, so the same upload maps to the same path and
-    cache key and two different uploads never collide."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(name)).strip("._") or "upload.csv"
+def start_upload_session(root: str | os.PathLike[str], *,
+                         max_age_hours: float = UPLOAD_SESSION_MAX_AGE_HOURS) -> Path:
+    """The private upload folder of a new dashboard session, `root/<secrets.token_hex(16)>` (created
+    with mode 0o700 by the first `save_upload`); first removes the session folders older than
+    `max_age_hours`.
+
+    Why this way: Streamlit has no per-session end hook that runs reliably (a closed tab, a crash or a
+    restart end a session without telling the app), so a session's uploads are removed (1) when the
+    next upload of the session replaces them (`save_upload`), and (2) by the next session to start
+    after the folder has not been used for `max_age_hours` (`save_upload` touches the folder on every
+    use, so a session that is still working keeps its folder). Best effort: a folder that cannot be
+    removed now is tried again by the next session."""
+    remove_stale_uploads(root, max_age_hours=max_age_hours)
+    return Path(root) / secrets.token_hex(16)
+
+
+def remove_stale_uploads(root: str | os.PathLike[str], *, max_age_hours: float = UPLOAD_SESSION_MAX_AGE_HOURS,
+                         now: float | None = None) -> int:
+    """Remove session upload folders (and files of the older flat layout) unused for `max_age_hours`;
+    returns how many were removed. Only names this module makes are touched; errors are ignored."""
+    import shutil
+    import time
+
+    cutoff = (time.time() if now is None else now) - max_age_hours * 3600
+    removed = 0
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_symlink() or entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                continue
+            if entry.is_dir(follow_symlinks=False) and _SESSION_FOLDER.fullmatch(entry.name):
+                shutil.rmtree(entry.path)
+            elif entry.is_file(follow_symlinks=False) and _UPLOAD_FILE.fullmatch(entry.name):
+                os.unlink(entry.path)
+            else:
+                continue
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def save_upload(name: str, data: bytes, directory: str | os.PathLike[str], *, max_mb: int | None = None) -> Path:
+    """Keep an uploaded file in the session's private folder (created with mode 0o700) under a
+    content-hash name, so the same upload maps to the same path and cache key and two different
+    uploads never collide; the session's previous upload is removed.
+
+    `max_mb` (settings.upload_max_mb) is checked before anything is written: a larger file is a
+    DataError naming the file by the name it was uploaded under (1 MB = 1024 x 1024 bytes, as
+    Streamlit's own upload limit)."""
+    original = upload_name(name)
+    if max_mb is not None and len(data) > max_mb * 1024 * 1024:
+        raise DataError(f"{original}: {len(data) / 1024 / 1024:,.1f} MB is over the upload limit of "
+                        f"{max_mb} MB (RFM_UPLOAD_MAX_MB)")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", original).strip("._") or "upload.csv"
     digest = hashlib.sha256(data).hexdigest()[:16]
-    out = Path(directory) / f"{digest}-{safe}"
+    folder = Path(directory)
+    out = folder / f"{digest}-{safe}"
+    folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
     if not out.is_file():
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
+    for other in folder.iterdir():  # one upload at a time per session: the one it replaces goes
+        if other != out:
+            with contextlib.suppress(OSError):
+                other.unlink()
+    os.utime(folder)  # "still in use", for remove_stale_uploads
     return out
+
+
+def upload_name(name: str) -> str:
+    """The name a file was uploaded under, as messages show it (no folders)."""
+    return os.path.basename(name.replace("\\", "/")) or "upload"
+
+
+def upload_message(message: str, stored: str | os.PathLike[str], original: str) -> str:
+    """A message about an uploaded file with its server path, in any spelling (as stored, absolute,
+    resolved, its file name) replaced by the name the user uploaded it under, and its folder dropped."""
+    path = os.fspath(stored)
+    files = {path, os.path.abspath(path), os.path.realpath(path)}
+    folders = {os.path.dirname(f) for f in files if os.path.dirname(f)}
+    for spelling in sorted(files, key=len, reverse=True):
+        message = message.replace(spelling, original)
+    message = message.replace(os.path.basename(path), original)
+    for folder in sorted(folders, key=len, reverse=True):
+        message = message.replace(folder + os.sep, "").replace(folder, "(upload folder)")
+    return message
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rfm.errors import ModelError
 from rfm.model import ModelStore, SegmentModel
+from rfm.model.manifest import SigningKey
 
 if TYPE_CHECKING:
     from rfm.model.store import VersionSummary
@@ -50,9 +51,11 @@ def train(dataset: Dataset, k: int, *, seed: int = DEFAULT_SEED, sweep_result: S
     return train_model(dataset.rfm_result(), k, seed=seed, sweep_result=sweep_result, data_label=dataset.label)
 
 
-def open_store(models_dir: str | os.PathLike[str]) -> ModelStore:
-    """The model versions in a folder (created on the first save)."""
-    return ModelStore(models_dir)
+def open_store(models_dir: str | os.PathLike[str], signing_key: SigningKey = None) -> ModelStore:
+    """The model versions in a folder (created on the first save). With a signing key
+    (`settings.model_signing_key`, RFM_MODEL_SIGNING_KEY) saves are signed and loads require a valid
+    signature."""
+    return ModelStore(models_dir, signing_key=signing_key)
 
 
 def save(store: ModelStore, model: SegmentModel, *, promote: bool = False) -> str:
@@ -96,7 +99,8 @@ def rename(store: ModelStore, version: str, changes: ClusterNames) -> SegmentMod
 
 
 def package(store: ModelStore, version: str, out: str | os.PathLike[str]) -> Path:
-    """model.tar.gz for SageMaker (model.joblib and metadata.json at the root); the version is verified
+    """model.tar.gz for SageMaker (the version's files: model.skops, metadata.json, manifest.json and
+    manifest.sig when signed, at the root); the version is verified
     first. An unwritable `out` is a one-line ModelError."""
     try:
         return store.package(version, out)
@@ -106,7 +110,8 @@ def package(store: ModelStore, version: str, out: str | os.PathLike[str]) -> Pat
 
 def deploy(store: ModelStore, version: str, endpoint: str, *, image_uri: str, role_arn: str, bucket: str,
            prefix: str, instance_type: str, instance_count: int, region: str | None, wait: bool,
-           poll_seconds: float, timeout_seconds: float, progress: Callable[[str], None]) -> DeployResult:
+           poll_seconds: float, timeout_seconds: float, progress: Callable[[str], None],
+           signing_key: SigningKey = None) -> DeployResult:
     """Deploy a version to a SageMaker real-time endpoint (package, upload to S3, Model, EndpointConfig,
     create or update the endpoint, wait); see rfm.serving.deploy."""
     from rfm.serving.deploy import deploy_model
@@ -114,12 +119,19 @@ def deploy(store: ModelStore, version: str, endpoint: str, *, image_uri: str, ro
     return deploy_model(version=version, endpoint=endpoint, image_uri=image_uri, role_arn=role_arn, bucket=bucket,
                         prefix=prefix, instance_type=instance_type, instance_count=instance_count,
                         models_dir=str(store.root), region=region, wait=wait, poll_seconds=poll_seconds,
-                        timeout_seconds=timeout_seconds, progress=progress)
+                        timeout_seconds=timeout_seconds, progress=progress, signing_key=signing_key)
 
 
 def promote(store: ModelStore, version: str) -> None:
     """Make a version the promoted one (what the server and `rfm score` use); it is verified first."""
     store.promote(version)
+
+
+def upgrade(store: ModelStore, version: str, *, warn: Callable[[str], None]) -> SegmentModel:
+    """Convert an old-format version (model.joblib) in place to model.skops + manifest. This UNPICKLES
+    model.joblib (runs any code it holds): `warn` is called with a one-line warning first. The
+    unpickled pipeline must match the metadata's predictor block; the version is replaced atomically."""
+    return store.upgrade(version, warn)
 
 
 def versions(store: ModelStore) -> list[VersionSummary]:

@@ -12,4 +12,5 @@ def scoring_client(settings: Settings, endpoint: str | None = None, *, version: 
     (http://host:port) or a SageMaker endpoint (sagemaker:NAME)."""
     chosen = settings.scoring_endpoint if endpoint is None else endpoint
     return make_client(chosen or None, models_dir=str(settings.models_dir), version=version,
-                       timeout=settings.scoring_timeout if timeout is None else timeout)
+                       timeout=settings.scoring_timeout if timeout is None else timeout,
+                       signing_key=settings.model_signing_key)

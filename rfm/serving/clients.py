@@ -28,6 +28,7 @@ from rfm.serving.records import FIELDS, CustomerRecord, records_from_mappings, v
 
 if TYPE_CHECKING:
     from rfm.model import SegmentModel
+    from rfm.model.manifest import SigningKey
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -104,11 +105,13 @@ class LocalClient:
     promoted one), a model directory (e.g. /opt/ml/model), or an already loaded model."""
 
     def __init__(self, models_dir: str = "models", version: str | None = None, *,
-                 model_dir: str | None = None, model: SegmentModel | None = None) -> None:
+                 model_dir: str | None = None, model: SegmentModel | None = None,
+                 signing_key: SigningKey = None) -> None:
         if model is None:
             from rfm.model import ModelStore, load_model_dir
 
-            model = load_model_dir(model_dir) if model_dir else ModelStore(models_dir).load(version)
+            model = (load_model_dir(model_dir, signing_key=signing_key) if model_dir
+                     else ModelStore(models_dir, signing_key=signing_key).load(version))
         self.model = model
         self._where = model_dir or models_dir
 
@@ -277,12 +280,12 @@ class SageMakerClient(_RemoteClient):
 
 
 def make_client(endpoint: str | None = None, *, models_dir: str = "models", version: str | None = None,
-                timeout: float = DEFAULT_TIMEOUT) -> ScoringClient:
+                timeout: float = DEFAULT_TIMEOUT, signing_key: SigningKey = None) -> ScoringClient:
     """The backend an endpoint string names: None or "local" = in-process model, "http(s)://host:port"
     = model server, "sagemaker:NAME" (or "sagemaker:REGION/NAME") = SageMaker endpoint."""
     text = (endpoint or "").strip()
     if text in ("", "local"):
-        return LocalClient(models_dir, version)
+        return LocalClient(models_dir, version, signing_key=signing_key)
     if text.startswith(("http://", "https://")):
         return HttpClient(text, timeout=timeout)
     if text.startswith("sagemaker:"):

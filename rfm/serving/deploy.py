@@ -23,6 +23,8 @@ from rfm.errors import RfmError
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
+    from rfm.model.manifest import SigningKey
+
 _T = TypeVar("_T")
 
 DEFAULT_INSTANCE_TYPE = "ml.t2.medium"
@@ -88,16 +90,17 @@ def deploy_model(
     models_dir: str = "models", region: str | None = None, wait: bool = True, poll_seconds: float = 15.0,
     timeout_seconds: float = 3600.0, progress: Callable[[str], None] = lambda _: None,
     s3_client: S3Uploader | None = None, sagemaker_client: SageMakerApi | None = None,
-    environment: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None, signing_key: SigningKey = None,
 ) -> DeployResult:
-    """Package, upload, create Model + EndpointConfig, create or update the endpoint, wait."""
+    """Package, upload, create Model + EndpointConfig, create or update the endpoint, wait. With a
+    `signing_key` the version's signature is verified before it is packaged."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from rfm.model import ModelStore
 
     if not re.fullmatch(r"[A-Za-z0-9](-*[A-Za-z0-9]){0,62}", endpoint or ""):
         raise RfmError(f"{endpoint!r} is not a valid SageMaker endpoint name (letters, digits, hyphens; 63 max)")
-    store = ModelStore(models_dir)
+    store = ModelStore(models_dir, signing_key=signing_key)
     try:
         if s3_client is None or sagemaker_client is None:
             import boto3
