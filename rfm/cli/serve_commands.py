@@ -104,11 +104,13 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"rfm deploy: {message}", file=sys.stderr, flush=True)
 
+    settings = settings_from_args(args)
     result = models.deploy(
-        model_store(settings_from_args(args)), args.model, args.endpoint, image_uri=args.image_uri,
+        model_store(settings), args.model, args.endpoint, image_uri=args.image_uri,
         role_arn=args.role_arn, bucket=args.bucket, prefix=args.prefix, instance_type=args.instance_type,
         instance_count=args.instance_count, region=args.region, wait=not args.no_wait,
         poll_seconds=args.poll_seconds, timeout_seconds=args.wait_timeout, progress=progress,
+        signing_key=settings.model_signing_key,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

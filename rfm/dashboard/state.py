@@ -79,8 +79,9 @@ def mapping_check(path: str, source_key: str, mapping: tuple[tuple[str, str], ..
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _model(root: str, version: str, stamp: int) -> SegmentModel:
     """One loaded model per (version, metadata mtime): renaming rewrites metadata.json, so a renamed
-    model is a new entry, never a stale one."""
-    return models.load(models.open_store(root), version)
+    model is a new entry, never a stale one. The signing key is read here, not passed: a secret is no
+    cache key."""
+    return models.load(models.open_store(root, signing_key=load_settings().model_signing_key), version)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
