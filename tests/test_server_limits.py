@@ -240,3 +240,37 @@ def test_openapi_documents_the_limits() -> None:
     assert "rows fit" in responses["413"]["description"] and "batch transform" in responses["413"]["description"]
     assert "Retry-After" in responses["503"]["headers"]
     assert "504" in responses
+
+
+def test_the_fast_path_answers_exactly_as_the_fastapi_route(model_dir: Path) -> None:
+    """`FastPath` (what the container serves) takes /ping and small /invocations before FastAPI; for every
+    kind of request, good or bad, its status, type and body are the route's own."""
+    from fastapi.testclient import TestClient
+
+    from rfm.model import load_model_dir
+    from rfm.server.app import FastPath, create_app
+
+    app = create_app(load_model_dir(model_dir))
+    fast, plain = TestClient(FastPath(app)), TestClient(app)
+    requests = [
+        ("application/json", None, b'{"recency": 15, "frequency": 12, "monetary": 540}'),
+        ("application/json", "text/csv", b'{"instances": [{"recency": 1, "frequency": 2, "monetary": 3}]}'),
+        ("text/csv", None, b"15,12,540\n3,1,-5\n"),
+        ("text/csv", "application/json", b"15,12,540\nx,1,2\n"),
+        ("application/jsonlines", None, b'{"recency": 1, "frequency": 1, "monetary": 1}\n'),
+        ("application/json", None, b'{"recency": -1}'),
+        ("application/json", None, b"not json"),
+        ("text/plain", None, b"15,12,540"),
+        ("application/json", "image/png", b'{"recency": 15, "frequency": 12, "monetary": 540}'),
+        ("text/csv", None, b""),
+    ]
+    for content_type, accept, body in requests:
+        headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+        a, b = fast.post("/invocations", content=body, headers=headers), plain.post("/invocations", content=body,
+                                                                                     headers=headers)
+        assert (a.status_code, a.headers.get("content-type"), a.content) == (
+            b.status_code, b.headers.get("content-type"), b.content), (content_type, accept, body)
+    assert fast.get("/ping").status_code == 200 and fast.get("/ping").content == b""
+    assert fast.get("/model").json() == plain.get("/model").json()  # everything else: the FastAPI app
+    large = b"15,12,540\n" * 8000  # over 64 KiB: the route's threaded path, through the fast path's app
+    assert fast.post("/invocations", content=large, headers={"Content-Type": "text/csv"}).status_code == 200

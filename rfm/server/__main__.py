@@ -69,9 +69,9 @@ def serve(settings: ServerSettings) -> int:
     common: _UvicornOptions = {"host": settings.host, "port": settings.port, "access_log": settings.access_log,
                                "log_level": "info", "timeout_graceful_shutdown": 30}
     if settings.workers == 1:
-        from rfm.server.app import create_app
+        from rfm.server.app import FastPath, create_app
 
-        uvicorn.run(create_app(model, settings), **common)
+        uvicorn.run(FastPath(create_app(model, settings)), **common)
     else:
         os.environ[MODEL_DIR_ENV] = os.path.abspath(settings.model_dir)
         del model
