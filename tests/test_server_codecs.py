@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rfm.errors import DataError
 from rfm.server import codecs
@@ -115,3 +117,19 @@ def test_encode_each_type() -> None:
     assert [json.loads(x)["segment"] for x in lines] == ["Champions", "No Net Revenue"]
     body = json.loads(codecs.encode(batch, ids, names, "v1", JSON))
     assert [p["input_data"]["monetary"] for p in body["predictions"]] == [3.0, -6.0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["recency", "frequency", "monetary", "other"]),
+                       st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=True, allow_infinity=True),
+                                 st.booleans(), st.text(max_size=3), st.none()), max_size=4))
+def test_the_plain_record_check_agrees_with_the_validator(data: dict[str, object]) -> None:
+    """The server's one-customer hot path skips pydantic: whatever it accepts, the validator accepts
+    with the very same values (ints stay ints); anything else goes to the validator for its message."""
+    from rfm.serving.records import plain_record, validate_record
+
+    quick = plain_record(data)
+    if quick is None:
+        return
+    full = validate_record(data).model_dump()
+    assert quick == full and [type(v) for v in quick.values()] == [type(v) for v in full.values()]

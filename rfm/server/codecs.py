@@ -35,6 +35,7 @@ from rfm.serving.records import (
     CustomerRecord,
     check_matrix,
     describe_validation_error,
+    plain_record,
     validate_record,
     validate_records,
 )
@@ -194,6 +195,10 @@ def _decode_json(body: bytes) -> Batch:
             raise DataError(describe_validation_error(exc)) from None
         return _from_records(records, single=False)
     if isinstance(data, dict):
+        record = plain_record(data)  # one valid customer without pydantic: the per-request hot path
+        if record is not None:
+            values = np.array([[record["recency"], record["frequency"], record["monetary"]]], dtype="float64")
+            return Batch(values, [record], single=True)
         return _from_records([validate_record(data)], single=True)
     raise DataError(f"expected a JSON object (one customer) or {{\"instances\": [...]}}, got {type(data).__name__}")
 

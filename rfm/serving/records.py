@@ -62,6 +62,27 @@ class CustomerRecord(BaseModel):
         return (float(self.recency), float(self.frequency), float(self.monetary))
 
 
+def plain_record(data: object) -> dict[str, int | float] | None:
+    """A valid customer record as the validated record's dump, checked in plain Python (the server's
+    one-customer hot path); None when anything is off, so `validate_record` explains what."""
+    if not isinstance(data, dict) or len(data) != 3:
+        return None
+    try:
+        record = {name: data[name] for name in FIELDS}
+    except KeyError:
+        return None
+    for name, value in record.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, int) and abs(value) > 2**53:  # validate_record says whether it is too large
+            return None
+        if name in NON_NEGATIVE and value < 0:
+            return None
+    return record
+
+
 class BatchRequest(BaseModel):
     """Several customers in one request (SageMaker's `instances` convention)."""
 
