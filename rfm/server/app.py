@@ -134,14 +134,8 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
             kind = codecs.request_type(content_type)
             out_kind = codecs.response_type(accept, kind)
             return 200, out_kind, score(body, kind, out_kind)
-        except DataError as exc:
-            return _error_parts(400, str(exc))
-        except codecs.UnsupportedContentType as exc:
-            return _error_parts(415, str(exc))
-        except codecs.NotAcceptable as exc:
-            return _error_parts(406, str(exc))
-        except codecs.ResponseTooLarge as exc:
-            return _error_parts(413, str(exc))
+        except CLIENT_ERRORS as exc:
+            return _error_parts(_status_of(exc), str(exc))
 
     app.state.answer_small = answer_small
     slots = _Slots(settings.heavy_slots)
@@ -184,14 +178,8 @@ def create_app(model: SegmentModel, settings: ServerSettings | None = None) -> F
                                                          request.headers.get("accept"))
                 return Response(small, status_code=status, media_type=media_type)
             payload: Response | bytes = await score_large(body, kind, out_kind)
-        except DataError as exc:
-            return _error(400, str(exc))
-        except codecs.UnsupportedContentType as exc:
-            return _error(415, str(exc))
-        except codecs.NotAcceptable as exc:
-            return _error(406, str(exc))
-        except (PayloadTooLarge, codecs.ResponseTooLarge) as exc:
-            return _error(413, str(exc))
+        except CLIENT_ERRORS as exc:
+            return _error(_status_of(exc), str(exc))
         except TimeoutError:
             return _error(504, f"scoring took longer than {settings.timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)")
         if isinstance(payload, Response):
@@ -280,6 +268,21 @@ class _Job:
             started = self._started
         if not started:
             release_now()
+
+
+# What the client got wrong, and the status that says so (the first class that matches wins).
+_CLIENT_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (DataError, 400),
+    (codecs.UnsupportedContentType, 415),
+    (codecs.NotAcceptable, 406),
+    (PayloadTooLarge, 413),
+    (codecs.ResponseTooLarge, 413),
+)
+CLIENT_ERRORS: tuple[type[Exception], ...] = tuple(cls for cls, _ in _CLIENT_STATUS)
+
+
+def _status_of(exc: Exception) -> int:
+    return next(status for cls, status in _CLIENT_STATUS if isinstance(exc, cls))
 
 
 def _error_parts(status: int, detail: str) -> tuple[int, str, bytes]:
