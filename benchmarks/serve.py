@@ -185,59 +185,14 @@ def max_size_csv(monetary_format: str) -> bytes:
     return text[: text.rfind(b"\n", 0, limit) + 1]
 
 
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def memory(port: int, pid: int, body: bytes, accept: str, batches: int = 4) -> tuple[dict[str, float], str]:
     """RSS growth (MB) of the server, the slowest /ping (ms) and the wall time while `batches` POST
-    `body` at once, and their HTTP statuses."""
-    baseline = peak = rss(pid)
-    pings: list[float] = []
-    statuses: list[int] = []
-    done = threading.Event()
+    `body` at once, and their HTTP statuses (measured as tests/test_server_limits.py measures them)."""
+    from tests.server_process import concurrent_batches
 
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, rss(pid))
-            time.sleep(0.005)
-
-    def pinger() -> None:
-        while not done.is_set():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            t0 = time.perf_counter()
-            conn.request("GET", "/ping")
-            conn.getresponse().read()
-            pings.append(time.perf_counter() - t0)
-            conn.close()
-            time.sleep(0.05)
-
-    def batch() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv", "Accept": accept})
-        response = conn.getresponse()
-        response.read()
-        statuses.append(response.status)
-        conn.close()
-
-    watchers = [threading.Thread(target=sample), threading.Thread(target=pinger)]
-    posts = [threading.Thread(target=batch) for _ in range(batches)]
-    started = time.perf_counter()
-    for t in watchers + posts:
-        t.start()
-    for t in posts:
-        t.join()
-    wall = time.perf_counter() - started
-    done.set()
-    for t in watchers:
-        t.join()
-    figures = {"rss_mb": (peak - baseline) / 2**20, "ping_ms": max(pings) * 1e3, "wall_s": wall}
-    return figures, ",".join(str(s) for s in sorted(statuses))
+    load = concurrent_batches(port, pid, body, accept, batches)
+    figures = {"rss_mb": load.rss_growth / 2**20, "ping_ms": load.slowest_ping * 1e3, "wall_s": load.wall}
+    return figures, ",".join(str(s) for s in load.statuses)
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rfm.data.table import RfmResult
+    from tests.server_process import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RFM_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -104,3 +105,22 @@ def point_aws_at_moto(moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).read()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """/opt/ml/model as SageMaker lays it out: the promoted version, packaged and unpacked."""
+    from tests.server_process import sagemaker_model_dir
+
+    return sagemaker_model_dir(tmp_path_factory.mktemp("sm"))
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[ServerProcess]:
+    """The model server as the container starts it, serving `model_dir` (one per test module)."""
+    from tests.server_process import ServerProcess
+
+    proc = ServerProcess(model_dir)
+    proc.wait_ready()
+    yield proc
+    proc.stop()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.helpers import free_port
@@ -103,3 +106,74 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+@dataclass(frozen=True)
+class BatchLoad:
+    """What `concurrent_batches` saw: the answers' statuses (sorted), the server's peak RSS growth, the
+    slowest /ping and the wall time."""
+
+    statuses: list[int]
+    rss_growth: int
+    slowest_ping: float
+    wall: float
+
+
+def concurrent_batches(port: int, pid: int, body: bytes, accept: str, batches: int = 4) -> BatchLoad:
+    """`batches` CSV POSTs of `body` at once to the server on `port` (process `pid`), while its RSS is
+    sampled and /ping is called (every ping must answer 200): the server-limits test and
+    benchmarks/serve.py measure the same thing with it."""
+    baseline = peak = rss_bytes(pid)
+    pings: list[float] = []
+    statuses: list[int] = []
+    bad_pings: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_bytes(pid))
+            time.sleep(0.005)
+
+    def pinger() -> None:
+        while not done.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            started = time.perf_counter()
+            conn.request("GET", "/ping")
+            response = conn.getresponse()
+            response.read()
+            pings.append(time.perf_counter() - started)
+            if response.status != 200:
+                bad_pings.append(response.status)
+            conn.close()
+            time.sleep(0.05)
+
+    def batch() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        conn.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv", "Accept": accept})
+        response = conn.getresponse()
+        response.read()
+        statuses.append(response.status)
+        conn.close()
+
+    watchers = [threading.Thread(target=sample), threading.Thread(target=pinger)]
+    posts = [threading.Thread(target=batch) for _ in range(batches)]
+    started = time.perf_counter()
+    for thread in watchers + posts:
+        thread.start()
+    for thread in posts:
+        thread.join()
+    wall = time.perf_counter() - started
+    done.set()
+    for thread in watchers:
+        thread.join()
+    assert pings and not bad_pings, f"/ping answered {bad_pings}"
+    return BatchLoad(sorted(statuses), peak - baseline, max(pings), wall)

@@ -76,7 +76,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path) -> Iter
     models = tmp / "models"
     shutil.copytree(REPO / "models", models)
     env = {"RFM_MODELS_DIR": str(models), "RFM_DEMO_DATA": str(demo_parquet), "RFM_UPLOAD_DIR": str(tmp / "up"),
-           "RFM_SECRETS_TOML": str(tmp / "none.toml"), "RFM_DATA": ""}
+           "RFM_SECRETS_TOML": str(tmp / "none.toml"), "RFM_DATA": "",
+           # the tests' own files are allowed data, so a bad file is refused for its content, not its place
+           "RFM_DATA_ROOTS": str(tmp_path_factory.getbasetemp())}
     proc, url = start_streamlit(env, tmp / "streamlit.log")
     try:
         yield {"url": url, "store": ModelStore(models), "demo": demo_parquet, "log": tmp / "streamlit.log"}
@@ -300,7 +302,8 @@ def test_bad_path_shows_one_error_and_keeps_the_data(page, server, tmp_path) -> 
     wait_idle(page)
     assert page.locator("[data-testid=stAlertContentError]").count() == 1
     assert page.locator("[data-testid=stException]").count() == 0
-    assert "not-really.parquet" in page.locator("[data-testid=stAlertContentError]").inner_text()
+    message = page.locator("[data-testid=stAlertContentError]").inner_text()
+    assert "not-really.parquet" in message and "outside the allowed data folders" not in message
     customers = len(compute_rfm([server["demo"]]).table)
     assert page.locator("[data-testid=stMetricValue]").first.inner_text() == f"{customers:,}"
     page.locator(VEGA_DRAWN).nth(2).wait_for()

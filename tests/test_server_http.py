@@ -10,24 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_process import REPO, ServerProcess, dockerfile_command, free_port, sagemaker_model_dir
+from server_process import REPO, ServerProcess, dockerfile_command, free_port
 
 from rfm.errors import DataError, ScoringError
 from rfm.model import load_model_dir
 from rfm.serving.clients import HttpClient, LocalClient, make_client
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sagemaker_model_dir(tmp_path_factory.mktemp("sm"))
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path):
-    proc = ServerProcess(model_dir)
-    proc.wait_ready()
-    yield proc
-    proc.stop()
 
 
 def call(server: ServerProcess, method: str, path: str, body: bytes | None = None,

@@ -10,14 +10,13 @@ import functools
 import http.client
 import json
 import re
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from server_process import ServerProcess, sagemaker_model_dir
+from server_process import ServerProcess, concurrent_batches
 
 from rfm.model import ModelStore
 from rfm.server import app as app_module
@@ -36,19 +35,6 @@ def csv_body(monetary_format: str = "{:.2f}", limit: int = MAX_BODY_BYTES - 1) -
     rows = np.column_stack([rng.integers(0, 380, n), rng.integers(1, 60, n), rng.gamma(1.5, 800, n)])
     text = "".join(f"{int(r)},{int(f)},{monetary_format.format(m)}\n" for r, f, m in rows.tolist()).encode()
     return text[: text.rfind(b"\n", 0, limit) + 1]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sagemaker_model_dir(tmp_path_factory.mktemp("sm"))
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path):
-    proc = ServerProcess(model_dir)
-    proc.wait_ready()
-    yield proc
-    proc.stop()
 
 
 def post(server: ServerProcess, body: bytes, accept: str, timeout: float = 60) -> tuple[int, dict[str, str], bytes]:
@@ -72,13 +58,6 @@ def ping_seconds(server: ServerProcess) -> float:
         return time.perf_counter() - started
     finally:
         conn.close()
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -126,54 +105,19 @@ def test_a_csv_answer_over_6_mb_is_413_too(server: ServerProcess) -> None:
     assert 300_000 < rows_that_fit(detail, "text/csv") < body.count(b"\n")
 
 
-def _concurrent_batches(server: ServerProcess, body: bytes, accept: str, expected: int) -> tuple[int, float]:
-    """Four batches at once while /ping is called: (peak RSS growth, slowest ping)."""
-    pid = server.proc.pid
-    baseline = rss_bytes(pid)
-    peak = baseline
-    pings: list[float] = []
-    statuses: list[int] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, rss_bytes(pid))
-            time.sleep(0.005)
-
-    def pinger() -> None:
-        while not done.is_set():
-            pings.append(ping_seconds(server))
-            time.sleep(0.05)
-
-    def batch() -> None:
-        statuses.append(post(server, body, accept)[0])
-
-    watchers = [threading.Thread(target=sample), threading.Thread(target=pinger)]
-    batches = [threading.Thread(target=batch) for _ in range(4)]
-    for thread in watchers + batches:
-        thread.start()
-    for thread in batches:
-        thread.join()
-    done.set()
-    for thread in watchers:
-        thread.join()
-    assert statuses == [expected] * 4
-    assert pings
-    return peak - baseline, max(pings)
-
-
 def test_four_max_size_batches_stay_within_400_mb_and_ping_answers(server: ServerProcess) -> None:
     post(server, b"1,2,3\n" * 20_000, "application/json")  # warm up (thread pool, allocator arenas)
     started = time.monotonic()
     # the issue's case: just-under-6MB CSV batches answered as JSON (refused: 413 after ~6 MB of answer)
-    growth, slowest = _concurrent_batches(server, csv_body(), "application/json", 413)
-    assert growth < MAX_RSS_GROWTH, f"RSS grew {growth / 2**20:.0f} MB"
-    assert slowest < MAX_PING_SECONDS, f"/ping took {slowest:.2f} s"
+    load = concurrent_batches(server.port, server.proc.pid, csv_body(), "application/json")
+    assert load.statuses == [413] * 4
+    assert load.rss_growth < MAX_RSS_GROWTH, f"RSS grew {load.rss_growth / 2**20:.0f} MB"
+    assert load.slowest_ping < MAX_PING_SECONDS, f"/ping took {load.slowest_ping:.2f} s"
     # every row scored and answered: just-under-6MB CSV batches answered as CSV
-    growth, slowest = _concurrent_batches(server, csv_body("{:.6f}"), "text/csv", 200)
-    assert growth < MAX_RSS_GROWTH, f"RSS grew {growth / 2**20:.0f} MB"
-    assert slowest < MAX_PING_SECONDS, f"/ping took {slowest:.2f} s"
+    load = concurrent_batches(server.port, server.proc.pid, csv_body("{:.6f}"), "text/csv")
+    assert load.statuses == [200] * 4
+    assert load.rss_growth < MAX_RSS_GROWTH, f"RSS grew {load.rss_growth / 2**20:.0f} MB"
+    assert load.slowest_ping < MAX_PING_SECONDS, f"/ping took {load.slowest_ping:.2f} s"
     assert time.monotonic() - started < 30
 
 

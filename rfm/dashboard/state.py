@@ -38,18 +38,18 @@ if TYPE_CHECKING:
 CacheKey = tuple[Hashable, ...]
 
 
-def settings() -> Settings:
-    """The settings of this run (environment and settings file; see rfm.config)."""
-    return load_settings()
-
-
 # --- cached loaders ------------------------------------------------------------------------------
 
 
 def _request(paths: tuple[str, ...], mapping: tuple[tuple[str, str], ...], snapshot: str, returns: str,
              label: str) -> DatasetRequest:
     source = FileSource(paths, SourceOptions(mapping=dict(mapping) or None), label)
-    return DatasetRequest(source, date.fromisoformat(snapshot) if snapshot != "auto" else None, ReturnsPolicy(returns))
+    return DatasetRequest(source, _snapshot(snapshot), ReturnsPolicy(returns))
+
+
+def _snapshot(text: str) -> date | None:
+    """The sidebar's snapshot as the cache keys carry it: "auto" (the day after the log ends) or a date."""
+    return None if text == "auto" else date.fromisoformat(text)
 
 
 @st.cache_data(show_spinner="Computing the RFM table…", max_entries=16)
@@ -66,8 +66,7 @@ def _athena_dataset(athena: tuple[tuple[str, str], ...], snapshot: str, returns:
     from rfm.service.datasets import AthenaSource
 
     config = athena_config(load_settings({f"athena_{name}": value for name, value in athena}))
-    request = DatasetRequest(AthenaSource(config), date.fromisoformat(snapshot) if snapshot != "auto" else None,
-                             ReturnsPolicy(returns))
+    request = DatasetRequest(AthenaSource(config), _snapshot(snapshot), ReturnsPolicy(returns))
     return datasets.load_dataset(request)
 
 
@@ -292,15 +291,14 @@ def _fit_warning(page: str, ctx: Context, model: SegmentModel) -> None:
     text = fit_warning(model, ctx.fit_issues)
     message = f"{text[0].upper()}{text[1:]}." if text else ""
     who = principal()
+    st.warning(message, icon=":material/warning:")
     if not who.can(access.Action.RETRAIN):  # marketers see the warning; retraining is an analyst's job
-        st.warning(message, icon=":material/warning:")
         return
-    cols = st.columns([5, 1.3], vertical_alignment="center")
-    cols[0].warning(message, icon=":material/warning:")
-    if cols[1].button(f"Retrain k={model.k} on this data", key=f"fit_retrain_{page}",
-                      icon=":material/model_training:",
-                      help="Train a new version with the same k on the data shown and make it the active "
-                           "model (it is not promoted)."):
+    # Below the warning, not beside it: a side column cut the button's label short at 1440 px.
+    if st.button(f"Retrain k={model.k} on this data", key=f"fit_retrain_{page}",
+                 icon=":material/model_training:",
+                 help="Train a new version with the same k on the data shown and make it the active "
+                      "model (it is not promoted)."):
         with st.spinner(f"Training k={model.k} on {len(ctx.dataset.customers):,} customers…"):
             try:
                 version = access.train_and_save(who, ctx.store, ctx.dataset, model.k,
