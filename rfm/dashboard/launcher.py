@@ -80,6 +80,11 @@ async def warm_start(_app: st.App) -> AsyncIterator[None]:
     finally:
         context_log.setLevel(level)
     yield
+    # Stopping (uvicorn ends with the signal's default action, so atexit would not run): every
+    # session ends now, and with it its upload folder.
+    from rfm.dashboard import uploads
+
+    uploads.end_all_sessions()
 
 
 app = st.App(str(ROOT / "streamlit_app.py"), lifespan=warm_start)

@@ -17,7 +17,7 @@ from datetime import date
 import streamlit as st
 
 from rfm.config import Settings, load_settings
-from rfm.dashboard import state
+from rfm.dashboard import state, uploads
 from rfm.dashboard.state import Context, SourceRequest
 from rfm.data.columns import CANONICAL_COLUMNS
 from rfm.data.query import ReturnsPolicy
@@ -137,9 +137,12 @@ def save_upload(name: str, data: bytes, config: Settings) -> str:
 
 
 def upload_folder(config: Settings) -> str:
-    """This session's private upload folder (named on the first call of the session)."""
+    """This session's private upload folder (named on the first call of the session), removed after
+    the session ends (rfm.dashboard.uploads)."""
     if "upload_folder" not in st.session_state:
-        st.session_state["upload_folder"] = str(datasets.start_upload_session(config.upload_dir))
+        folder = str(datasets.start_upload_session(config.upload_dir))
+        uploads.track_session_folder(folder)
+        st.session_state["upload_folder"] = folder
     return str(st.session_state["upload_folder"])
 
 

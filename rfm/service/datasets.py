@@ -251,14 +251,26 @@ def start_upload_session(root: str | os.PathLike[str], *,
     with mode 0o700 by the first `save_upload`); first removes the session folders older than
     `max_age_hours`.
 
-    Why this way: Streamlit has no per-session end hook that runs reliably (a closed tab, a crash or a
-    restart end a session without telling the app), so a session's uploads are removed (1) when the
-    next upload of the session replaces them (`save_upload`), and (2) by the next session to start
-    after the folder has not been used for `max_age_hours` (`save_upload` touches the folder on every
-    use, so a session that is still working keeps its folder). Best effort: a folder that cannot be
-    removed now is tried again by the next session."""
+    A session's uploads are removed (1) when the next upload of the session replaces them
+    (`save_upload`), (2) when the session ends (`end_upload_session`, called by the dashboard's
+    janitor), and (3), for a folder a killed server left behind, by the next session to start after
+    the folder has not been used for `max_age_hours` (`save_upload` touches the folder on every use,
+    so a session that is still working keeps its folder)."""
     remove_stale_uploads(root, max_age_hours=max_age_hours)
     return Path(root) / secrets.token_hex(16)
+
+
+def end_upload_session(folder: str | os.PathLike[str]) -> bool:
+    """Remove a session's upload folder once its session has ended (rfm.dashboard.uploads watches
+    for that); returns whether a folder was removed. Only a folder named like `start_upload_session`'s
+    and not a symlink is touched, so a wrong path can never delete anything else."""
+    import shutil
+
+    path = Path(folder)
+    if not _SESSION_FOLDER.fullmatch(path.name) or path.is_symlink() or not path.is_dir():
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return not path.exists()
 
 
 def remove_stale_uploads(root: str | os.PathLike[str], *, max_age_hours: float = UPLOAD_SESSION_MAX_AGE_HOURS,
