@@ -183,3 +183,31 @@ def test_score_cli_with_each_backend(aws: str, capsys: pytest.CaptureFixture[str
                  "--endpoint", f"http://127.0.0.1:{free_port()}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rfm score: error: cannot reach model server") and "\n" not in err
+
+
+def test_a_signed_version_is_deployed_with_its_key_so_the_endpoint_verifies_it(aws: str, tmp_path: Path) -> None:
+    """With a signing key, the archive carries manifest.sig and the container's environment carries
+    the key, so the endpoint's server checks the signature at start; without one, neither."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="rfm-artifacts")
+    key = "a signing key for the endpoint"
+    signed = ModelStore(tmp_path / "models", signing_key=key)
+    version = signed.save(ModelStore("models").load())
+    result = deploy_model(version=version, endpoint="rfm-signed", image_uri=IMAGE, role_arn=ROLE,
+                          bucket="rfm-artifacts", poll_seconds=0.01, models_dir=str(signed.root),
+                          signing_key=key, environment={"RFM_MODEL_SIGNING_KEY": "stale", "OTHER": "1"})
+    sm = boto3.client("sagemaker", region_name=REGION)
+    environment = sm.describe_model(ModelName=result.model_name)["PrimaryContainer"]["Environment"]
+    assert environment == {"RFM_MODEL_SIGNING_KEY": key, "OTHER": "1"}
+    archive = tmp_path / "m.tar.gz"
+    boto3.client("s3", region_name=REGION).download_file("rfm-artifacts", f"rfm-models/{version}/model.tar.gz",
+                                                          str(archive))
+    with tarfile.open(archive) as tar:
+        assert "manifest.sig" in tar.getnames()
+
+    unsigned = deploy_model(version=ModelStore("models").current_version(), endpoint="rfm-plain", image_uri=IMAGE,
+                            role_arn=ROLE, bucket="rfm-artifacts", poll_seconds=0.01)
+    assert "RFM_MODEL_SIGNING_KEY" not in sm.describe_model(
+        ModelName=unsigned.model_name)["PrimaryContainer"].get("Environment", {})
+    with pytest.raises(RfmError, match="signature"):  # the key is checked before anything is uploaded
+        deploy_model(version=version, endpoint="rfm-wrong", image_uri=IMAGE, role_arn=ROLE, bucket="rfm-artifacts",
+                     poll_seconds=0.01, models_dir=str(signed.root), signing_key="another key")

@@ -84,6 +84,22 @@ def resource_name(*parts: str, stamp: str) -> str:
     return f"{base}-{stamp}"
 
 
+def container_environment(environment: Mapping[str, str] | None, signing_key: SigningKey) -> dict[str, str]:
+    """The endpoint container's environment: `environment`, plus the signing key when there is one
+    (a key given here wins over one in `environment`, so the endpoint checks what was verified)."""
+    from rfm.model.manifest import key_bytes
+
+    env = dict(environment or {})
+    key = key_bytes(signing_key)
+    if key is not None:
+        try:
+            env["RFM_MODEL_SIGNING_KEY"] = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RfmError("the model signing key is not UTF-8 text, so it cannot be passed to the endpoint "
+                           "as RFM_MODEL_SIGNING_KEY") from None
+    return env
+
+
 def deploy_model(
     *, version: str, endpoint: str, image_uri: str, role_arn: str, bucket: str,
     prefix: str = DEFAULT_PREFIX, instance_type: str = DEFAULT_INSTANCE_TYPE, instance_count: int = 1,
@@ -93,7 +109,9 @@ def deploy_model(
     environment: dict[str, str] | None = None, signing_key: SigningKey = None,
 ) -> DeployResult:
     """Package, upload, create Model + EndpointConfig, create or update the endpoint, wait. With a
-    `signing_key` the version's signature is verified before it is packaged."""
+    `signing_key` the version's signature is verified before it is packaged, and the key goes into
+    the container's environment (RFM_MODEL_SIGNING_KEY), so the endpoint's server verifies it too and
+    refuses to start on an archive whose signature does not match."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from rfm.model import ModelStore
@@ -119,7 +137,7 @@ def deploy_model(
         model_name = resource_name(endpoint, version, stamp=stamp)
         config_name = resource_name(endpoint, "config", stamp=stamp)
         container: dict[str, object] = {"Image": image_uri, "ModelDataUrl": model_data_url,
-                                        "Environment": dict(environment or {})}
+                                        "Environment": container_environment(environment, signing_key)}
         progress(f"creating model {model_name}")
         _aws("sagemaker CreateModel", lambda: sagemaker_client.create_model(
             ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=role_arn,
