@@ -7,7 +7,9 @@ Both servers run on loopback in their own process with one worker, serving the p
 in SM_MODEL_DIR), the baseline as the published project did (Flask, the whole pipeline loaded: skops here,
 `predict` on one row per request, jsonify, Werkzeug's threaded server with its request log). For
 each: single-customer POSTs, first from one client (unloaded latency), then from N concurrent
-clients (keep-alive connections, one thread each): p50/p99 latency and requests per second. Then one
+clients (keep-alive connections): p50/p99 latency and requests per second. The load comes from wrk
+when it is installed (one C thread: the latencies are the server's), else from N Python threads in
+this process (their own GIL waits inflate the tail on a 2-core machine; said in the output). Then one
 10,000-customer CSV batch to our server (median of several runs). Then memory (issue 11): four
 concurrent just-under-6MB CSV batches answered as JSON (refused with 413: the answer would be over
 6 MB) and four answered as CSV (scored in full), while /ping is called every 50 ms: the growth of
@@ -133,13 +135,55 @@ def load(port: int, clients: int, per_client: int, body: bytes = SINGLE) -> tupl
     return [x for xs in latencies for x in xs], wall
 
 
+WRK_SCRIPT = r'''
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format('WRK {"requests": %%d, "seconds": %%f, "p50": %%f, "p99": %%f, "status_errors": %%d, ' ..
+    '"socket_errors": %%d}\n', summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e6,
+    latency:percentile(99) / 1e6, summary.errors.status, summary.errors.timeout + summary.errors.read +
+    summary.errors.write))
+end
+'''
+
+
+def wrk_load(port: int, clients: int, seconds: float) -> dict[str, float]:
+    """wrk (C, one thread, `clients` keep-alive connections) for `seconds`: a load generator that takes
+    far less CPU than the server it measures, so the latencies are the server's, not the client's."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % SINGLE.decode())
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "-s", script.name,
+                              f"http://127.0.0.1:{port}/invocations"], capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(script.name)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("WRK "))
+    figures = json.loads(line[4:])
+    if figures["status_errors"]:
+        raise SystemExit(f"{figures['status_errors']} requests failed under wrk")
+    return figures
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(name: str, port: int, requests: int, clients: int) -> dict[str, float]:
+def measure(name: str, port: int, requests: int, clients: int, generator: str, seconds: float) -> dict[str, float]:
     load(port, 2, 100)  # warm-up
+    if generator == "wrk":
+        one, many = wrk_load(port, 1, seconds), wrk_load(port, clients, seconds)
+        row = {"p50_1": one["p50"] * 1e3, "p99_1": one["p99"] * 1e3, "p50": many["p50"] * 1e3,
+               "p99": many["p99"] * 1e3, "rps": many["requests"] / many["seconds"],
+               "rps_1": one["requests"] / one["seconds"]}
+        print(f"{name:<10} 1 connection: p50 {row['p50_1']:6.2f} ms  p99 {row['p99_1']:6.2f} ms  {row['rps_1']:7.0f} "
+              f"req/s | {clients} connections: p50 {row['p50']:6.2f} ms  p99 {row['p99']:6.2f} ms  {row['rps']:7.0f} "
+              f"req/s  (wrk, {seconds:g} s each)", flush=True)
+        return row
     sequential, wall1 = load(port, 1, max(requests // 4, 200))
     concurrent, wall = load(port, clients, requests // clients)
     row = {
@@ -201,6 +245,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--batch-runs", type=int, default=7)
     parser.add_argument("--no-memory", action="store_true", help="skip the four maximum-size batches")
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto",
+                        help="wrk (Debian package `wrk`; auto: when it is installed) or this script's own "
+                        "threaded http.client clients, whose GIL contention adds to every latency measured")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     parser.add_argument("--workers", type=int, default=1, help="our server's worker processes (default 1, like "
                         "the baseline's one process)")
     args = parser.parse_args()
@@ -211,11 +259,18 @@ def main() -> int:
     model_dir = store.path(store.current_version())
     print(f"model {model_dir.name}; {os.cpu_count()} CPU(s); python {sys.version.split()[0]}; our workers: "
           f"{args.workers}", flush=True)
+    generator = args.load_generator
+    if generator == "auto":
+        import shutil
+
+        generator = "wrk" if shutil.which("wrk") else "python"
+    print(f"load generator: {generator}" + ("" if generator == "wrk" else
+          " (threads in this process; install wrk for latencies free of the client's own GIL waits)"), flush=True)
     results = {}
     for name in ("ours", "baseline"):
         proc, port = start(name, model_dir, args.workers)
         try:
-            results[name] = measure(name, port, args.requests, args.clients)
+            results[name] = measure(name, port, args.requests, args.clients, generator, args.seconds)
             if name == "ours":
                 times = batch_csv(port, args.batch_runs)
                 results["batch_ms"] = statistics.median(times) * 1e3
