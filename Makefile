@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO := .data/demo.parquet
 PORT ?= 8501
 
-.PHONY: run test lint typecheck install install-dev chromium demo-data serve clean
+.PHONY: run test bench lint typecheck install install-dev chromium wrk demo-data serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# The server benchmark's load generator (a C client, so latencies are the server's); needs root, as chromium.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing Debian's wrk for the server benchmark"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# Every benchmark (baselines measured in the same run); writes docs/PERFORMANCE.md.
+bench: $(VENV)/.installed-dev chromium wrk
+	$(BIN)/python benchmarks/run_all.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

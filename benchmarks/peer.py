@@ -25,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from figures import figure  # noqa: E402
+
 from benchmarks.rfm_table import run_child  # noqa: E402 - after the path is set
 
 PEER = r'''
@@ -83,6 +85,11 @@ def main() -> int:
           f"{customers[1]:,} customers")
     print(f"  ours vs peer: {ratio:.2f}x the speed ({'met' if ratio >= 1 else 'MISSED'}: target >= 1x); peak memory "
           f"{'met' if ours[1] < 1024 else 'MISSED'} (target < 1024 MiB)")
+    figure("peer", "RFM table, raw log, every rule (whole process)", ours[0], "s", baseline=peer[0],
+           baseline_name=f"openretailscience {args.peer_version} (no dedup)", target="no slower than baseline",
+           met=ratio >= 1)
+    figure("peer", "RFM table, raw log: peak memory", ours[1], "MiB", baseline=peer[1],
+           baseline_name=f"openretailscience {args.peer_version} (no dedup)", target="< 1,024 MiB", met=ours[1] < 1024)
     print("RESULT " + json.dumps({"ours_s": round(ours[0], 3), "ours_mib": round(ours[1]), "peer_s": round(peer[0], 3),
                                   "peer_mib": round(peer[1]), "ratio": round(ratio, 2)}))
     return 0

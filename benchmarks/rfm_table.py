@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from figures import figure
 
 NOTEBOOK_RECIPE = r'''
 import sys
@@ -95,6 +96,11 @@ def race(file: str, columns: str, dedup: bool, repeat: int, tmp: str) -> tuple[T
 
 
 def report(title: str, ours: tuple[float, float], notebook: tuple[float, float]) -> None:
+    name = "raw" if title.startswith("raw") else "ingested"
+    figure("rfm_table", f"RFM table, {name} log (whole process)", ours[0], "s", baseline=notebook[0],
+           baseline_name="pandas notebook recipe", target=">= 15x baseline", met=notebook[0] / ours[0] >= 15)
+    figure("rfm_table", f"RFM table, {name} log: peak memory", ours[1], "MiB", baseline=notebook[1],
+           baseline_name="pandas notebook recipe", target="< 1,024 MiB", met=ours[1] < 1024)
     print(title)
     print(f"  rfm table          : {ours[0]:8.2f} s   peak {ours[1]:8.0f} MiB")
     print(f"  notebook (pandas)  : {notebook[0]:8.2f} s   peak {notebook[1]:8.0f} MiB")
@@ -119,6 +125,7 @@ def main() -> None:
         ingest = run_child([sys.executable, "-m", "rfm", "ingest", args.file, "--out", cleaned], quiet=True)
         ours, notebook, _ = race(cleaned, CLEANED_COLUMNS, False, args.repeat, tmp)
         print(f"rfm ingest (once)    : {ingest[0]:8.2f} s   peak {ingest[1]:8.0f} MiB")
+        figure("rfm_table", f"rfm ingest, {rows:,} lines (whole process)", ingest[0], "s")
         report("ingested log (rfm ingest once, then rfm table):", ours, notebook)
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from figures import figure  # noqa: E402 - benchmarks/ is the script's folder
+
 BASELINE = r'''
 import sys, json
 import skops.io
@@ -303,6 +305,20 @@ def main() -> int:
             checks[f"4 max-size batches ({label} answers): RSS growth <= 400 MB"] = mem["rss_mb"] <= 400
             checks[f"4 max-size batches ({label} answers): /ping < 2 s"] = mem["ping_ms"] < 2000
     print(f"throughput ratio ours/baseline: {ratio:.1f}x")
+    flask = "Flask app, predict per request"
+    figure("serve", f"single customers, {args.clients} connections ({generator})", ours["rps"], "req/s",
+           baseline=base["rps"], baseline_name=flask, target=">= 4x baseline", met=ratio >= 4)
+    figure("serve", f"p99 latency, {args.clients} connections ({generator})", ours["p99"], "ms", baseline=base["p99"],
+           baseline_name=flask, target="< 5 ms", met=ours["p99"] < 5)
+    figure("serve", "10,000-customer CSV batch (median)", results["batch_ms"], "ms", target="< 100 ms",
+           met=results["batch_ms"] < 100)
+    for label in ("json", "csv"):
+        mem = results.get(f"mem_{label}")
+        if isinstance(mem, dict):
+            figure("serve", f"4 max-size batches, {label} answers: RSS growth", mem["rss_mb"], "MB",
+                   target="<= 400 MB", met=mem["rss_mb"] <= 400)
+            figure("serve", f"4 max-size batches, {label} answers: slowest /ping", mem["ping_ms"], "ms",
+                   target="< 2,000 ms", met=mem["ping_ms"] < 2000)
     for label, ok in checks.items():
         print(f"  {'PASS' if ok else 'MISS'}  {label}")
     memory_figures = {f"{key}_{k}": round(v, 1) for key in ("mem_json", "mem_csv")

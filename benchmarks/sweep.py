@@ -21,6 +21,7 @@ import sys
 import time
 
 import numpy as np
+from figures import figure
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
@@ -86,6 +87,9 @@ def bench(path: str) -> bool:
     print(f"notebook loop, one thread:      {notebook_one_thread:.2f} s   speed-up: "
           f"{notebook_one_thread / sweep_seconds:.1f}x")
     print(f"inertia within {TOLERANCE:.0%} of the notebook's for every k: {'yes' if ok else 'NO'}")
+    figure("sweep", f"k sweep 2..10, {len(positive):,} customers", sweep_seconds, "s", baseline=notebook_seconds,
+           baseline_name="notebook KMeans loop", target=">= 10x baseline at ~70K customers",
+           met=notebook_seconds / sweep_seconds >= 10 if len(positive) >= 50_000 else None)
     return ok
 
 
