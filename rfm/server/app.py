@@ -248,8 +248,7 @@ class _Job:
 
     def run(self) -> bytes:
         with self._lock:
-            if self._abandoned:
-                log.warning("timed-out request: stopped before scoring")
+            if self._abandoned:  # said by `abandon` already
                 return b""
             self._started = True
         try:
@@ -267,6 +266,8 @@ class _Job:
             self._abandoned = True
             started = self._started
         if not started:
+            # Said here, not in `run`: a thread that had not started may never be called at all.
+            log.warning("timed-out request: stopped before scoring")
             release_now()
 
 
