@@ -138,12 +138,13 @@ def test_failed_save_leaves_previous_version_intact(
         raise OSError("disk full")
 
     monkeypatch.setattr(store_module.os, "fsync", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ModelError, match=r"cannot write to the models folder .*\(disk full\)"):
         store.save(train_model(table, 4))
     monkeypatch.undo()
     assert store.list_versions() == [first]
     assert store.current_version() == first and store.load().version == first
-    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == [".lock"]  # no .tmp-* left
+    assert sorted(p.name for p in store.root.iterdir() if p.name.startswith(".")) == [".lock", ".tmp"]
+    assert list((store.root / ".tmp").iterdir()) == []  # the failed write removed its temporary directory
 
 
 def test_failed_rename_keeps_old_metadata(
@@ -156,13 +157,14 @@ def test_failed_rename_keeps_old_metadata(
         raise OSError("power cut")
 
     monkeypatch.setattr(store_module, "_exchange", no_swap)
-    with pytest.raises(OSError, match="power cut"):
+    with pytest.raises(ModelError, match="power cut"):
         store.rename_cluster(version, 0, "New Name")
     monkeypatch.undo()
     assert (store.root / version / "metadata.json").read_bytes() == before
     assert store.load(version).segment_name(0) != "New Name"
     assert sorted(p.name for p in (store.root / version).iterdir()) == ["manifest.json", "metadata.json", "model.skops"]
-    assert [p.name for p in store.root.iterdir() if p.name.startswith((".tmp", ".old"))] == []
+    assert [p.name for p in store.root.iterdir() if p.name.startswith((".tmp-", ".old"))] == []
+    assert list((store.root / ".tmp").iterdir()) == []
 
 
 KILL_MID_SAVE = """
@@ -190,11 +192,14 @@ def test_killed_process_mid_save_leaves_previous_version_intact(
     proc = subprocess.run([sys.executable, "-c", KILL_MID_SAVE, str(store.root), str(data)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 9, proc.stderr
-    leftovers = [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers, "the killed save should have left its temporary directory"
+    leftovers = list((store.root / ".tmp").iterdir())
+    assert leftovers, "the killed save should have left its temporary directory (in the store's .tmp)"
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".tmp-")] == []  # nowhere else
     assert store.list_versions() == [first]
     assert store.load().version == first
     assert [s.version for s in store.summaries()] == [first]
+    store.promote(first)  # the next write, under the lock, removes what the killed one left
+    assert list((store.root / ".tmp").iterdir()) == []
 
 
 def test_package_has_files_at_the_archive_root(store: ModelStore, table: pd.DataFrame, tmp_path: Path) -> None:

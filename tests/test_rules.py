@@ -160,3 +160,106 @@ def test_invoice_ids_are_trimmed_and_cancellations_case_insensitive(tmp_path):
     t = rfm(path)
     assert t.loc["a", "frequency"] == 1
     assert t.loc["a", "monetary"] == pytest.approx(13.0 - 5.0)
+
+
+# --- non-finite and out-of-range numbers, lines dated in the future (issue 12) -------------------------
+
+
+def _parquet_log(path, rows):
+    """A Parquet log keeping NaN as NaN (pandas would write it as null)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(zip(*rows, strict=True))
+    arrays = {
+        "InvoiceNo": pa.array(columns[0], pa.string()),
+        "StockCode": pa.array(columns[1], pa.string()),
+        "Description": pa.array(columns[2], pa.string()),
+        "Quantity": pa.array([float(v) for v in columns[3]], pa.float64(), from_pandas=False),
+        "InvoiceDate": pa.array([pd.Timestamp(v).to_pydatetime() for v in columns[4]], pa.timestamp("s")),
+        "UnitPrice": pa.array([float(v) for v in columns[5]], pa.float64(), from_pandas=False),
+        "CustomerID": pa.array([None if v is None else float(v) for v in columns[6]], pa.float64()),
+        "Country": pa.array(columns[7], pa.string()),
+    }
+    pq.write_table(pa.table(arrays), path)
+    return path
+
+
+@pytest.fixture
+def odd_numbers_log(tmp_path):
+    rows = [
+        line("200", 2, "2011-03-01 10:00", 5.0, 1),
+        line("201", 1, "2011-03-02 10:00", float("nan"), 1),   # NaN price
+        line("202", 1, "2011-03-02 11:00", float("inf"), 2),   # infinite price
+        line("203", float("-inf"), "2011-03-02 12:00", 1.0, 2),  # infinite quantity
+        line("204", 1e12, "2011-03-02 13:00", 1.0, 2),         # out of range quantity
+        line("205", 1, "2011-03-02 14:00", 2e9, 2),            # out of range price
+        line("206", 40_000, "2011-03-02 15:00", 40_000.0, 3),  # amount 1.6e9: out of range
+        line("207", 3, "2011-03-03 09:00", 2.0, 2),
+    ]
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_non_finite_and_out_of_range_numbers_are_a_counted_rule(tmp_path, odd_numbers_log, kind):
+    path = (write_log(tmp_path / "log.csv", odd_numbers_log, na_rep="NaN") if kind == "csv"  # the text NaN
+            else _parquet_log(tmp_path / "log.parquet", odd_numbers_log))
+    r = report(path)
+    assert r.rows_read == 8 and r.bad_number == 6 and r.bad_price == 0
+    assert r.purchase_lines == 2 and r.rows_dropped == 6
+    assert r.purchase_revenue == pytest.approx(10.0 + 6.0)
+    t = rfm(path)
+    assert sorted(t.index) == ["1", "2"]
+    assert t["monetary"].map(lambda v: v == v and abs(v) < 1e9).all()  # no nan, no inf
+    assert "bad_number" in r.as_dict() and "beyond 1e9" in r.format()
+
+
+def test_lines_dated_after_the_run_date_are_a_counted_rule(tmp_path):
+    rows = [line("300", 1, "2011-05-01 10:00", 5.0, 1), line("301", 1, "2011-05-03 10:00", 5.0, 2)]
+    rows += [line(f"9{i:02d}", 1, "2099-01-01 10:00", 5.0, 3 + i % 2) for i in range(51)]
+    path = write_log(tmp_path / "log.csv", rows)
+    r = report(path)
+    assert r.future_date == 51 and r.purchase_lines == 2
+    assert str(r.last_date.date()) == "2011-05-03"
+    t = rfm(path)
+    assert sorted(t.index) == ["1", "2"] and t["recency"].max() == 3  # not ~32,000 days
+
+
+def test_with_a_snapshot_later_lines_are_counted_as_future(log):
+    con = connect()
+    source = load_source(con, [log])
+    plain = cleaning_report(con, source.view)
+    at_snapshot = cleaning_report(con, source.view, date(2011, 1, 30))
+    # Lines on or after 2011-01-30: 103..107 and C108 (six), of which 106 has no customer (counted there).
+    assert plain.future_date == 0
+    assert at_snapshot.future_date == 5 and at_snapshot.no_customer == 1
+    assert at_snapshot.rows_dropped == 5 + 1 + 1  # and the duplicate of 101
+    assert at_snapshot.last_date.date() == date(2011, 1, 25)
+
+
+def test_new_rules_render_for_athena_and_give_the_same_table(tmp_path, odd_numbers_log):
+    from rfm.cloud.dialects import render_athena, to_duckdb
+    from rfm.data.engine import quote_identifier
+    from rfm.data.query import rfm_sql
+
+    rows = [*odd_numbers_log, line("299", 1, "2099-06-01 10:00", 5.0, 1)]
+    path = _parquet_log(tmp_path / "log.parquet", rows)
+    con = connect()
+    source = load_source(con, [path])
+    for snapshot in (None, date(2011, 3, 3)):
+        sql = rfm_sql(quote_identifier(source.view), snapshot=snapshot)
+        query = render_athena(sql)
+        assert "ABS(" in query.sql.upper() and "CURRENT_DATE" in query.sql.upper()
+        expected = con.execute(sql).df()
+        actual = con.execute(to_duckdb(query.sql), [p.strip("'") for p in query.parameters]).df()
+        pd.testing.assert_frame_equal(actual, expected, check_exact=True)
+        assert len(expected) == (2 if snapshot is None else 1)
+
+
+def test_a_snapshot_after_the_run_date_still_drops_future_lines(tmp_path):
+    rows = [line("300", 1, "2011-05-01 10:00", 5.0, 1), line("301", 1, "2099-05-03 10:00", 5.0, 2)]
+    path = write_log(tmp_path / "log.csv", rows)
+    t = rfm(path, snapshot=date(2100, 1, 1))  # every path agrees: the dataset, `rfm table` and ingested logs
+    assert list(t.index) == ["1"]
+    con = connect()
+    assert cleaning_report(con, load_source(con, [path]).view, date(2100, 1, 1)).future_date == 1

@@ -20,6 +20,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def one_line(message: str) -> str:
+    """An error message as one printable line: line breaks, terminal escapes and other control
+    characters (from a file name, say) shown escaped, never acted on."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rfm",
@@ -42,10 +48,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RfmError as exc:
-        print(f"rfm {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rfm {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rfm {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a file the system refused that no layer below named: still one line, exit 2
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rfm {args.command}: error: {one_line(f'{where}{exc.strerror or type(exc).__name__}')}",
+              file=sys.stderr)
+        return 2

@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("table", help="compute the per-customer RFM table")
     add_rfm_args(p)
-    p.add_argument("--out", default="-", metavar="FILE.csv", help="CSV file to write, - for standard output")
+    p.add_argument("--out", default="-", metavar="FILE",
+                   help="file to write: .csv, .csv.gz or .parquet (by extension); - for CSV on standard output "
+                   "(default)")
     p.add_argument("--print-sql", action="store_true",
                    help="print the exact SQL that would run (for Athena: that would be sent), and stop")
     p.set_defaults(func=cmd_table)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -164,14 +165,16 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     if not summaries:
         print(f"no models in {settings.models_dir}", file=sys.stderr)
         return 0
+    from rfm.cli import one_line  # names written by older versions may hold control characters
+
     for s in summaries:
         mark = "*" if s.current else " "
         if s.error:
-            print(f"{mark} {s.version}  unreadable: {s.error}")
+            print(one_line(f"{mark} {s.version}  unreadable: {s.error}"))
             continue
         customers = f"{s.customers:,}" if isinstance(s.customers, int) else "?"
-        print(f"{mark} {s.version}  k={s.k}  created {s.created}  snapshot {s.snapshot}  "
-              f"customers {customers}  segments: {', '.join(map(str, s.segments))}")
+        print(one_line(f"{mark} {s.version}  k={s.k}  created {s.created}  snapshot {s.snapshot}  "
+                       f"customers {customers}  segments: {', '.join(map(str, s.segments))}"))
     return 0
 
 
@@ -207,6 +210,7 @@ def _segmentation(args: argparse.Namespace) -> Segmentation:
 def cmd_export(args: argparse.Namespace) -> int:
     from rfm.service.segmentation import ExportFilter, export_csv, export_frame
 
+    _check_csv_out(args.out)  # before the model and the data are loaded
     result = _segmentation(args)
     frame = export_frame(result, ExportFilter(segments=tuple(args.segment or ())))
     payload = export_csv(frame)
@@ -222,6 +226,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {len(frame):,} customers (model {result.model.version}, snapshot {result.dataset.snapshot}) "
           f"to {args.out}", file=sys.stderr)
     return 0
+
+
+def _check_csv_out(out: str) -> None:
+    """`rfm export --out` writes CSV: a .csv name (or no extension, or - for standard output)."""
+    name = os.path.basename(out).lower()
+    stem, ext = os.path.splitext(name)
+    if out != "-" and ext and stem and ext != ".csv":
+        raise RfmError(f"{out}: cannot write {ext} files; export --out writes .csv (or - for standard output)")
+    if os.path.isdir(out):
+        raise RfmError(f"{out}: is a folder; --out names a file")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 
-from rfm.data.engine import quote_identifier
+from rfm.data.engine import first_row, quote_identifier
 from rfm.data.query import cleaning_report_sql
 
 RULES: tuple[tuple[str, str], ...] = (
     ("no_customer", "no customer id"),
     ("incomplete", "no date or no quantity/price/amount"),
+    ("bad_number", "quantity, price or amount not finite or beyond 1e9"),
+    ("future_date", "dated after the run date (or on/after the snapshot)"),
     ("bad_price", "zero or negative price (zero amount)"),
     ("duplicate", "exact duplicate of another line"),
     ("stock_adjustment", "negative quantity outside a cancellation invoice"),
@@ -25,6 +27,8 @@ class CleaningReport:
     rows_read: int
     no_customer: int
     incomplete: int
+    bad_number: int
+    future_date: int
     bad_price: int
     duplicate: int
     stock_adjustment: int
@@ -74,11 +78,12 @@ class CleaningReport:
         return "\n".join(lines)
 
 
-def cleaning_report(con: duckdb.DuckDBPyConnection, view: str) -> CleaningReport:
-    """Run the report query on a canonical view (see rfm.data.sources.load_source)."""
-    cursor = con.execute(cleaning_report_sql(quote_identifier(view)))
+def cleaning_report(con: duckdb.DuckDBPyConnection, view: str, snapshot: date | None = None) -> CleaningReport:
+    """Run the report query on a canonical view (see rfm.data.sources.load_source); with a `snapshot`,
+    lines on or after it count as dated in the future (as the RFM table leaves them out)."""
+    cursor = con.execute(cleaning_report_sql(quote_identifier(view), snapshot))
     names = [d[0] for d in cursor.description]
-    row = cursor.fetchone()
+    row = first_row(cursor)
     assert row is not None
     values = dict(zip(names, row, strict=True))
     for key in ("purchase_revenue", "returned_revenue"):

@@ -8,6 +8,8 @@ for large logs (DuckDB spills to disk beyond it). Nothing here reads the environ
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 
 
@@ -25,6 +27,13 @@ def connect(memory_limit: str | None = None, threads: int | None = None) -> duck
     con = duckdb.connect(config=config)
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
+    """The first row of a result, the result read to its end: a result left open (`fetchone`) makes
+    the connection refuse other work, such as registering a DataFrame."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
 
 
 def quote_identifier(name: str) -> str:

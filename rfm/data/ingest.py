@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from rfm.data.cleaning import CleaningReport, cleaning_report
 from rfm.data.engine import quote_identifier, quote_literal
 from rfm.data.query import CLEANED_COLUMNS, cleaned_lines_sql
 from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, opened_source
+from rfm.data.table import check_output, copy_to
 from rfm.errors import DataError
 
 
@@ -34,18 +34,16 @@ def ingest(
     *,
     memory_limit: str | None = None,
 ) -> CleaningReport:
-    """Write the cleaned log at `paths` to the Parquet file `out`; return the cleaning report."""
-    out_path = Path(out)
-    if out_path.suffix.lower() != ".parquet":
-        raise DataError(f"{out}: --out must be a .parquet file")
+    """Write the cleaned log at `paths` to the Parquet file `out` (atomically: a failed or killed run
+    leaves `out` as it was, and its temporary file is removed then or by the next run); return the
+    cleaning report."""
+    target = os.fspath(out)
+    if not target.lower().endswith(".parquet"):
+        raise DataError(f"{target}: --out must be a .parquet file")
+    check_output(target, make_parents=True)  # before the log is read: a bad --out fails at once
     with opened_source(paths, options, memory_limit=memory_limit) as (con, source):
         report = cleaning_report(con, source.view)
         sql = cleaned_log_sql(source) + " ORDER BY invoice_date, customer_id"
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_path.with_name(f".{out_path.name}.tmp")
-        con.execute(
-            f"COPY ({sql}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd, "
-            f"KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}})"
-        )
-    os.replace(tmp, out_path)
+        copy_to(con, sql, target, make_parents=True,
+                kv_metadata=f", KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}}")
     return report

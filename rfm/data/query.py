@@ -57,18 +57,50 @@ CLEANED_COLUMNS: tuple[str, ...] = (
 # A line's price is usable: a positive unit price, or (logs with only a line amount) a non-zero amount.
 PRICE_OK = "(unit_price > 0 OR (unit_price IS NULL AND amount <> 0))"
 COMPLETE = "(invoice_date IS NOT NULL AND amount IS NOT NULL)"
+# Quantities, prices and amounts are finite and at most this large in absolute value. `abs(x) <= limit`
+# is false for NaN and infinities in both engines (DuckDB orders NaN above every number, Trino's
+# comparisons with NaN are false), so no engine-specific function is needed.
+MAX_ABS_NUMBER = 1_000_000_000
+NUMBERS_OK = (
+    f"(abs(amount) <= {MAX_ABS_NUMBER} AND (quantity IS NULL OR abs(quantity) <= {MAX_ABS_NUMBER}) "
+    f"AND (unit_price IS NULL OR abs(unit_price) <= {MAX_ABS_NUMBER}))"
+)
 # After the row rules and de-duplication: purchases and returns are kept, nothing else.
 IS_PURCHASE = "(amount > 0 AND NOT _cancellation)"
 IS_RETURN = "(amount < 0 AND _cancellation)"
 IS_STOCK_ADJUSTMENT = "(amount < 0 AND NOT _cancellation)"
 
 
-def valid_lines_sql(source: str) -> str:
-    """Lines with a customer, a date, an amount and a usable price (before de-duplication)."""
-    return f"SELECT * FROM {source} WHERE customer_id IS NOT NULL AND {COMPLETE} AND {PRICE_OK}"
+def date_ok(snapshot: date | None = None) -> str:
+    """A line is not dated in the future: on or before the run date (the engine's `current_date`, UTC)
+    and, with a given snapshot, before the snapshot (the RFM table measures recency to it). The run date
+    applies either way, so every path agrees (a log cleaned by `rfm ingest` lost its future lines on the
+    day it was ingested)."""
+    today = "CAST(invoice_date AS DATE) <= current_date"
+    if snapshot is None:
+        return f"({today})"
+    return f"({today} AND CAST(invoice_date AS DATE) < DATE '{snapshot.isoformat()}')"
 
 
-def deduplicated_lines_sql(source: str) -> str:
+def row_rules(snapshot: date | None = None) -> tuple[tuple[str, str], ...]:
+    """The rules on single lines, in the order the cleaning report counts them: (the report's field, the
+    condition a line must meet to pass). A line is counted under the first rule it fails."""
+    return (
+        ("no_customer", "(customer_id IS NOT NULL)"),
+        ("incomplete", COMPLETE),
+        ("bad_number", NUMBERS_OK),
+        ("future_date", date_ok(snapshot)),
+        ("bad_price", PRICE_OK),
+    )
+
+
+def valid_lines_sql(source: str, snapshot: date | None = None) -> str:
+    """Lines that pass every row rule: a customer, a date and an amount, finite numbers in range, a date
+    not in the future, a usable price (before de-duplication)."""
+    return f"SELECT * FROM {source} WHERE " + " AND ".join(condition for _, condition in row_rules(snapshot))
+
+
+def deduplicated_lines_sql(source: str, snapshot: date | None = None) -> str:
     """Valid lines, exact duplicates (identical in every source column) collapsed to one.
 
     Lines are grouped by customer and `_line_hash`, the source's 64-bit hash of every other column: a
@@ -77,20 +109,21 @@ def deduplicated_lines_sql(source: str) -> str:
     """
     kept = ", ".join(f"any_value({c}) AS {c}" for c in (*CLEANED_COLUMNS[1:], "_cancellation"))
     return (
-        f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source)}) AS valid "
+        f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source, snapshot)}) AS valid "
         "GROUP BY customer_id, _line_hash"
     )
 
 
-def cleaned_lines_sql(source: str) -> str:
+def cleaned_lines_sql(source: str, snapshot: date | None = None) -> str:
     """The cleaned log: purchases (amount > 0) and returns (amount < 0) in canonical columns.
 
     The purchase/return filter is a row rule, so it runs before de-duplication (same result, fewer lines
-    in the hash table).
+    in the hash table). Lines dated after the run date (or on or after `snapshot`) are left out.
     """
     kept = ", ".join(f"any_value({c}) AS {c}" for c in CLEANED_COLUMNS[1:])
     return (
-        f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source)} AND ({IS_PURCHASE} OR {IS_RETURN})) AS kept "
+        f"SELECT customer_id, {kept} FROM ({valid_lines_sql(source, snapshot)} AND ({IS_PURCHASE} OR {IS_RETURN})) "
+        "AS kept "
         "GROUP BY customer_id, _line_hash"
     )
 
@@ -114,7 +147,7 @@ def rfm_sql(
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned
-        else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source)}) AS c"
+        else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source, snapshot)}) AS c"
     )
     # Returns are the negative lines: net adds them, exclude leaves them out.
     revenue = "sum(amount)" if returns == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
@@ -183,22 +216,25 @@ ORDER BY customer_id
 """.strip()
 
 
-def cleaning_report_sql(source: str) -> str:
+def cleaning_report_sql(source: str, snapshot: date | None = None) -> str:
     """Counts for the cleaning report: rows read and dropped per rule, kept lines, customers, revenue.
 
     Rules are counted in order (a line is counted under the first rule that drops it).
     """
+    rules = row_rules(snapshot)
+    counted = ",\n        ".join(
+        "count(*) FILTER (WHERE " + " AND ".join([*(c for _, c in rules[:i]), f"NOT {condition}"]) + f") AS {name}"
+        for i, (name, condition) in enumerate(rules)
+    )
     return f"""
 WITH counts AS (
     SELECT
         count(*) AS rows_read,
-        count(*) FILTER (WHERE customer_id IS NULL) AS no_customer,
-        count(*) FILTER (WHERE customer_id IS NOT NULL AND NOT {COMPLETE}) AS incomplete,
-        count(*) FILTER (WHERE customer_id IS NOT NULL AND {COMPLETE} AND NOT {PRICE_OK}) AS bad_price
+        {counted}
     FROM {source}
 ),
-valid AS (SELECT count(*) AS valid_rows FROM ({valid_lines_sql(source)}) AS v),
-dedup AS ({deduplicated_lines_sql(source)}),
+valid AS (SELECT count(*) AS valid_rows FROM ({valid_lines_sql(source, snapshot)}) AS v),
+dedup AS ({deduplicated_lines_sql(source, snapshot)}),
 kept AS (
     SELECT
         count(*) AS distinct_rows,
@@ -214,7 +250,7 @@ kept AS (
     FROM dedup
 )
 SELECT
-    counts.rows_read, counts.no_customer, counts.incomplete, counts.bad_price,
+    counts.rows_read, {", ".join(f"counts.{name}" for name, _ in rules)},
     valid.valid_rows - kept.distinct_rows AS duplicate,
     kept.stock_adjustment,
     kept.distinct_rows - kept.stock_adjustment - kept.purchase_lines - kept.return_lines AS not_purchase_or_return,

@@ -30,14 +30,16 @@ import duckdb
 
 from rfm.data import columns as C
 from rfm.data.columns import ColumnMapping, resolve_mapping
-from rfm.data.engine import connect, quote_literal
+from rfm.data.engine import connect, first_row, quote_literal
 from rfm.data.engine import quote_identifier as q
-from rfm.errors import DataError, first_line
+from rfm.errors import DataError, first_line, short_repr
 
 if TYPE_CHECKING:  # pandas is needed for Excel only
     import pandas as pd
 
 CLEANED_MARKER_KEY = "rfm_cleaned"
+# A bad value quoted in an error is cut to this many characters (repr: control characters escaped).
+VALUE_EXAMPLE_CHARS = 40
 CLEANED_MARKER_VALUE = "v1"
 
 PARQUET_EXTENSIONS = (".parquet", ".pq", ".parq")
@@ -72,6 +74,8 @@ _MAGIC_PARQUET = b"PAR1"
 _MAGIC_ZIP = b"PK\x03\x04"
 _MAGIC_GZIP = b"\x1f\x8b"
 _MAGIC_OLE = b"\xd0\xcf\x11\xe0"
+# The smallest Parquet file: "PAR1", the footer (at least a few bytes), its 4-byte length, "PAR1".
+_MIN_PARQUET_BYTES = 12
 
 
 @dataclass(frozen=True)
@@ -96,35 +100,65 @@ class LoadedSource:
 
 
 def expand_paths(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Files behind the user's paths: a file, a glob, or a (Hive-partitioned) folder of files."""
+    """Files behind the user's paths: a file, a glob, or a (Hive-partitioned) folder of files.
+
+    A path that names an existing file is that file, even when its name holds glob characters
+    (`sales [2011].csv`); each file is listed once, however many paths name it."""
     files: list[str] = []
+    seen: set[str] = set()
+
+    def add(found: Iterable[str]) -> None:
+        for file in found:
+            key = os.path.normcase(os.path.abspath(file))
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+
     for raw in paths:
         path = os.fspath(raw)
-        if os.path.isdir(path):
-            found = sorted(
-                str(p)
-                for p in Path(path).rglob("*")
-                if p.is_file() and _extension(str(p)) in PARQUET_EXTENSIONS + CSV_EXTENSIONS + EXCEL_EXTENSIONS
-            )
-            if not found:
-                raise DataError(f"{path}: folder holds no CSV, Excel or Parquet files")
-            files.extend(found)
-        elif glob.has_magic(path):
-            found = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
-            if not found:
-                raise DataError(f"{path}: no file matches this pattern")
-            files.extend(found)
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            raise DataError(f"{path}: no such file or folder")
+        try:
+            if os.path.isdir(path):
+                found = sorted(
+                    str(p)
+                    for p in Path(path).rglob("*")
+                    if p.is_file() and _extension(str(p)) in PARQUET_EXTENSIONS + CSV_EXTENSIONS + EXCEL_EXTENSIONS
+                )
+                if not found:
+                    raise DataError(f"{path}: folder holds no CSV, Excel or Parquet files")
+                add(found)
+            elif os.path.isfile(path):
+                add([path])
+            elif glob.has_magic(path):
+                found = sorted(p for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+                if not found:
+                    raise DataError(f"{path}: no file matches this pattern")
+                add(found)
+            else:
+                raise DataError(f"{path}: no such file or folder")
+        except OSError as exc:
+            raise DataError(f"{path}: cannot be listed: {exc.strerror or type(exc).__name__}") from None
     return files
 
 
+def duckdb_path(path: str) -> str:
+    """A file name as DuckDB's readers take it: DuckDB expands glob characters in every name it is
+    given, so they are escaped (`a*.parquet` would also match `ab.parquet`)."""
+    return glob.escape(path)
+
+
 def detect_format(path: str) -> str:
-    """'parquet', 'excel' or 'csv', from the extension, checked against the file's first bytes."""
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
+    """'parquet', 'excel' or 'csv', from the extension, checked against the file's first bytes (and,
+    for Parquet, its last: a file cut short has no footer)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+            size = os.fstat(handle.fileno()).st_size
+            tail = b""
+            if head.startswith(_MAGIC_PARQUET) and size >= len(_MAGIC_PARQUET) * 2:
+                handle.seek(size - len(_MAGIC_PARQUET))
+                tail = handle.read(len(_MAGIC_PARQUET))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read: {exc.strerror or type(exc).__name__}") from None
     if not head:
         raise DataError(f"{path}: the file is empty")
     ext = _extension(path)
@@ -142,6 +176,10 @@ def detect_format(path: str) -> str:
         return content if content != "gzip" else "csv"
     if declared == "parquet" and content != "parquet":
         raise DataError(f"{path}: extension says Parquet but the file is {_describe(content)}")
+    truncated = size < _MIN_PARQUET_BYTES or tail != _MAGIC_PARQUET
+    if content == "parquet" and declared in ("parquet", None) and truncated:
+        raise DataError(f"{path}: not a complete Parquet file ({size:,} bytes, no Parquet footer at the end: "
+                        "truncated or damaged?)")
     if declared == "excel" and content not in ("zip", "ole"):
         raise DataError(f"{path}: extension says Excel but the file is {_describe(content)}")
     if declared == "csv":
@@ -188,7 +226,7 @@ def load_source(
     cleaned_flags: list[bool] = []
     for index, (fmt, group) in enumerate(by_format.items()):
         raw_name = f"_raw_{view}_{index}"
-        cleaned = fmt == "parquet" and _is_cleaned_parquet(con, group[0])
+        cleaned = fmt == "parquet" and _is_cleaned_parquet(con, group)
         cleaned_flags.append(cleaned)
         _register_raw(con, fmt, group, options, raw_name, number_rows=cleaned)
         where = group[0] if len(group) == 1 else f"{group[0]} (and {len(group) - 1} more)"
@@ -203,7 +241,7 @@ def load_source(
     if len(set(cleaned_flags)) > 1:
         raise DataError("cannot mix logs cleaned by `rfm ingest` with raw logs in one run")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {q(view)} AS " + " UNION ALL BY NAME ".join(parts))
-    count = con.execute(f"SELECT count(*) FROM {q(view)}").fetchone()
+    count = first_row(con.execute(f"SELECT count(*) FROM {q(view)}"))
     if not count or count[0] == 0:
         raise DataError(f"{files[0]}: the file has a header but no data rows")
     return LoadedSource(
@@ -240,7 +278,7 @@ def _register_raw(
 ) -> None:
     """A view of the files as they are. `number_rows` adds file name and row number columns, which
     makes every line distinct: a log cleaned by `rfm ingest` is de-duplicated already."""
-    file_list = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+    file_list = "[" + ", ".join(quote_literal(duckdb_path(f)) for f in files) + "]"
     try:
         if fmt == "parquet":
             numbering = ", filename = true, file_row_number = true" if number_rows else ""
@@ -261,7 +299,7 @@ def _register_raw(
             frame = _read_excel(files, options.sheet)
             con.register(name + "_df", frame)
             con.execute(f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM {q(name + '_df')}")
-        con.execute(f"SELECT * FROM {q(name)} LIMIT 0")
+        con.execute(f"SELECT * FROM {q(name)} LIMIT 0").fetchall()  # a result left open blocks register()
     except duckdb.Error as exc:
         raise DataError(f"{files[0]}: cannot be read as {fmt.upper()}: {first_line(exc)}") from exc
 
@@ -308,11 +346,11 @@ def _check_text(path: str) -> None:
         raise DataError(f"{path}: extension says CSV but the file holds binary data")
 
 
-def _is_cleaned_parquet(con: duckdb.DuckDBPyConnection, file: str) -> bool:
-    rows = con.execute(
-        "SELECT key, value FROM parquet_kv_metadata(?)",
-        [file],
-    ).fetchall()
+def _is_cleaned_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
+    try:
+        rows = con.execute("SELECT key, value FROM parquet_kv_metadata(?)", [duckdb_path(files[0])]).fetchall()
+    except duckdb.Error as exc:
+        raise DataError(f"{files[0]}: cannot be read as PARQUET: {first_line(exc)}") from None
     return any(
         k == CLEANED_MARKER_KEY.encode() and v == CLEANED_MARKER_VALUE.encode() for k, v in rows
     )
@@ -342,7 +380,7 @@ def _canonical_select(
     locate = _Locator(con, raw, fmt, files)
     checks: list[_Check] = []
     exprs: dict[str, str] = {}
-    exprs[C.CUSTOMER_ID] = _customer_expr(mapping.customer_id, types[mapping.customer_id])
+    exprs[C.CUSTOMER_ID] = _customer_expr(mapping.customer_id, types[mapping.customer_id], checks)
     exprs[C.INVOICE_DATE] = _date_expr(con, raw, mapping.invoice_date, types[mapping.invoice_date], locate, checks)
     for canonical in (C.QUANTITY, C.UNIT_PRICE, C.AMOUNT):
         source = getattr(mapping, canonical)
@@ -394,16 +432,16 @@ def _run_checks(con: duckdb.DuckDBPyConnection, raw: str, checks: list[_Check], 
     """One scan over the whole log for every text column's conversion; the first failure is raised."""
     if not checks:
         return
-    counts = con.execute(
+    counts = first_row(con.execute(
         "SELECT " + ", ".join(f"count(*) FILTER (WHERE {c.failed})" for c in checks) + f" FROM {q(raw)}"
-    ).fetchone()
+    ))
     assert counts is not None
     for check, count in zip(checks, counts, strict=True):
         if count:
             value, row = locate.first(check.failed, check.column)
             raise DataError(
                 f"{locate.where(row)}: column {check.column!r} holds a value that is not {check.expected}: "
-                f"{value!r} ({count:,} such values)"
+                f"{short_repr(value, VALUE_EXAMPLE_CHARS)} ({count:,} such value{'s' if count != 1 else ''})"
             )
 
 
@@ -411,12 +449,22 @@ def _sample(raw: str, text: str, size: int = 20_000) -> str:
     return f"(SELECT v FROM (SELECT {text} AS v FROM {q(raw)}) WHERE v IS NOT NULL LIMIT {size})"
 
 
-def _customer_expr(column: str, dtype: str) -> str:
+# Numeric customer ids print as integers up to this size (a BIGINT holds 9.2e18); beyond, or infinite,
+# they are not ids but broken values (a NaN is a missing id).
+MAX_NUMERIC_CUSTOMER_ID = 1e18
+
+
+def _customer_expr(column: str, dtype: str, checks: list[_Check]) -> str:
     col = q(column)
     if dtype in ("DOUBLE", "FLOAT", "REAL") or dtype.startswith("DECIMAL"):
         # Excel and pandas turn integer ids into floats (17850.0): print them as integers again.
+        number = f"CAST({col} AS DOUBLE)"
+        checks.append(_Check(column, f"{col} IS NOT NULL AND NOT isnan({number}) "
+                                     f"AND NOT abs({number}) < {MAX_NUMERIC_CUSTOMER_ID:.0e}",
+                             f"a customer id (a finite number below {MAX_NUMERIC_CUSTOMER_ID:.0e})"))
         return (
-            f"CASE WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
+            f"CASE WHEN isnan({number}) THEN NULL "
+            f"WHEN {col} = trunc({col}) THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
             f"ELSE CAST({col} AS VARCHAR) END"
         )
     if dtype in _INTEGER_TYPES:
@@ -433,17 +481,17 @@ def _date_expr(
     if dtype.startswith("TIMESTAMP") or dtype == "DATE":
         return f"CAST({col} AS TIMESTAMP)"
     if dtype != "VARCHAR":
-        example = con.execute(f"SELECT {col} FROM {q(raw)} WHERE {col} IS NOT NULL LIMIT 1").fetchone()
+        example = first_row(con.execute(f"SELECT {col} FROM {q(raw)} WHERE {col} IS NOT NULL LIMIT 1"))
         raise DataError(
             f"{locate.where()}: column {column!r} should hold dates but holds {dtype} values "
-            f"(e.g. {example[0] if example else None!r})"
+            f"(e.g. {short_repr(example[0] if example else None, VALUE_EXAMPLE_CHARS)})"
         )
     text = f"NULLIF(trim({col}), '')"
     candidates = ["TRY_CAST({v} AS TIMESTAMP)"] + [
         f"try_strptime({{v}}, {quote_literal(fmt)})" for fmt in DATE_FORMATS
     ]
     failures = ", ".join(f"count(*) FILTER (WHERE {c.format(v='v')} IS NULL)" for c in candidates)
-    counts = con.execute(f"SELECT {failures} FROM {_sample(raw, text)}").fetchone()
+    counts = first_row(con.execute(f"SELECT {failures} FROM {_sample(raw, text)}"))
     assert counts is not None
     best = min(range(len(candidates)), key=lambda i: (counts[i], i))
     expr = candidates[best].format(v=text)
@@ -463,10 +511,10 @@ def _number_expr(
     text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
     plain = f"TRY_CAST({text} AS DOUBLE)"
     comma = f"TRY_CAST(replace({text}, ',', '.') AS DOUBLE)"
-    counts = con.execute(
+    counts = first_row(con.execute(
         "SELECT count(*) FILTER (WHERE TRY_CAST(v AS DOUBLE) IS NULL), "
         f"count(*) FILTER (WHERE TRY_CAST(replace(v, ',', '.') AS DOUBLE) IS NULL) FROM {_sample(raw, text)}"
-    ).fetchone()
+    ))
     assert counts is not None
     # Decimal commas (as European spreadsheets write them) only when they explain the sample better.
     expr = comma if counts[0] > 0 and counts[1] < counts[0] else plain
@@ -487,7 +535,7 @@ class _Locator:
         return f"{file}, row {number}" if number is not None else file
 
     def first(self, predicate: str, column: str) -> tuple[object, tuple[str, int | None]]:
-        found = self.con.execute(f"SELECT {q(column)} FROM {q(self.raw)} WHERE {predicate} LIMIT 1").fetchone()
+        found = first_row(self.con.execute(f"SELECT {q(column)} FROM {q(self.raw)} WHERE {predicate} LIMIT 1"))
         value = found[0] if found else None
         return value, self._row_of(column, value)
 
@@ -497,11 +545,11 @@ class _Locator:
             if self.fmt == "csv":
                 number = _csv_row_of(file, column, value)
             elif self.fmt == "parquet":
-                hit = self.con.execute(
+                hit = first_row(self.con.execute(
                     f"SELECT file_row_number FROM read_parquet(?, file_row_number = true) "
                     f"WHERE CAST({q(column)} AS VARCHAR) = CAST(? AS VARCHAR) ORDER BY 1 LIMIT 1",
-                    [file, value],
-                ).fetchone()
+                    [duckdb_path(file), value],
+                ))
                 number = hit[0] + 1 if hit else None
             else:
                 number = None

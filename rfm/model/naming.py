@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rfm.errors import ModelError
+from rfm.errors import ModelError, short_repr
 from rfm.segments import segment_of
 
 FOUR_NAMES: tuple[str, ...] = ("Champions", "Loyal Customers", "At-Risk", "Hibernating")
@@ -81,10 +81,15 @@ def _unique(names: list[str], monetary: np.ndarray) -> list[str]:
 
 
 def check_name(name: str, others: Sequence[str]) -> str:
-    """A new cluster name: non-empty, one line, not too long, unique in the model (case-insensitive)."""
+    """A new cluster name: non-empty, one line of printable characters (no control or format characters,
+    such as a terminal's escape sequences), not too long, unique in the model (case-insensitive)."""
     cleaned = " ".join(str(name).split())
     if not cleaned:
         raise ModelError("a segment name cannot be empty")
+    bad = next((c for c in cleaned if not c.isprintable()), None)
+    if bad is not None:  # control characters (an ANSI escape), format characters, unassigned code points
+        raise ModelError(f"a segment name holds only printable characters; got {bad!r} at position "
+                         f"{cleaned.index(bad) + 1} of {short_repr(cleaned[:MAX_NAME_LENGTH], 70)}")
     if len(cleaned) > MAX_NAME_LENGTH:
         raise ModelError(f"a segment name has at most {MAX_NAME_LENGTH} characters, got {len(cleaned)}")
     if cleaned.casefold() == NOT_SEGMENTED_NAME.casefold():

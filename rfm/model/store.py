@@ -14,8 +14,9 @@ exactly the listed files with those hashes, and only then parses the bytes it ha
 nothing; new files leave it out.
 
 **Atomicity.** A version's files only ever change together, by replacing the whole directory:
-- `save` writes every file into a hidden `.tmp-*` directory next to the versions, fsyncs them, and
-  `rename(2)`s the directory to its version name: the name appears complete or not at all.
+- `save` writes every file into a `.tmp-*` directory in the store's one temporary folder, `models/.tmp`
+  (same filesystem), fsyncs them, and `rename(2)`s the directory to its version name: the name appears
+  complete or not at all.
 - `rename_clusters` and `upgrade` write the new version (same model bytes, or the converted model; new
   metadata.json, manifest.json, manifest.sig) into a `.tmp-*` directory and swap it with the version
   directory in ONE `renameat2(RENAME_EXCHANGE)` system call (Linux; atomic: any reader resolving
@@ -24,16 +25,21 @@ nothing; new files leave it out.
   without it) the swap is two renames, `V -> .old-V` then `.tmp-* -> V`: there is a moment where `V` is
   absent (a reader then gets "unknown version" and may retry), but never a moment where it is
   inconsistent; after a crash in between, the next writer (under the lock) renames `.old-V` back.
-- `CURRENT` is replaced with a temporary file and `os.replace`.
-A crash therefore leaves the old state or the new one plus, at most, a hidden `.tmp-*`/`.old-*`
-directory that listings ignore. metadata.json can never be newer or older than the manifest that lists
+- `CURRENT` is replaced with a temporary file (in `models/.tmp`) and `os.replace`; it must be a plain
+  file holding a version name (a symlink, a folder or binary content is a one-line error that never
+  quotes the content).
+A crash therefore leaves the old state or the new one plus, at most, something in `models/.tmp` (or an
+`.old-*` directory) that listings ignore and the next writer removes under the lock.
+metadata.json can never be newer or older than the manifest that lists
 it, because they are never replaced one at a time. A reader that catches a directory mid-swap (files
 read from two generations) fails the hash check rather than accepting a mix; it notices the directory
 changed under it and reads again.
 
-**Writers take a lock** (`models/.lock`, filelock) around read-modify-write: `save`, `promote`,
-`rename_clusters` and `upgrade` re-read what they change after taking it, so concurrent `rfm label`,
-`promote` and `train` never lose an update. Readers take no lock.
+**Writers take a lock** (`models/.lock`, filelock) around every write of the store (read-modify-write):
+`save`, `promote`, `rename_clusters` and `upgrade` re-read what they change after taking it, so
+concurrent `rfm label`, `promote` and `train` never lose an update; a write the system refuses (an
+unwritable folder, a full disk) is a one-line ModelError. Readers take no lock. A models folder that is
+a file is a one-line error for readers and writers alike.
 
 scikit-learn and skops are imported only when a pipeline is loaded or saved; joblib only by `upgrade`.
 """
@@ -49,6 +55,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -58,7 +65,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rfm.errors import ModelError
+from rfm.errors import ModelError, short_repr
 from rfm.model import artifact
 from rfm.model.artifact import MODEL_FILE, PIPELINE_STEPS
 from rfm.model.manifest import (
@@ -100,6 +107,12 @@ LOCK_TIMEOUT_SECONDS = 120.0
 _VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _TMP_PREFIX = ".tmp-"
 _OLD_PREFIX = ".old-"
+# Every temporary file and directory of the store's writes lives in this one hidden folder of the store
+# (same filesystem, so renames out of it are atomic); the next writer empties it under the lock, so a
+# killed `train` or `label` leaves nothing behind for long.
+TMP_DIR = ".tmp"
+# CURRENT holds one version name: anything longer is not read (nor ever quoted in an error).
+_CURRENT_MAX_BYTES = 256
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -122,7 +135,8 @@ def load_model_dir(path: str | os.PathLike[str], signing_key: SigningKey = None)
 
 
 def _read_version(directory: Path, key: bytes | None) -> dict[str, bytes]:
-    """`read_verified`, read again when the directory was swapped while it was being read."""
+    """`read_verified`, read again when the directory was swapped while it was being read; a file the
+    system refuses (permissions, a folder where a file should be) is a one-line ModelError."""
     for attempt in range(3):
         before = _inode(directory)
         try:
@@ -130,6 +144,10 @@ def _read_version(directory: Path, key: bytes | None) -> dict[str, bytes]:
         except ModelError:
             if attempt == 2 or before is None or _inode(directory) == before:
                 raise
+        except OSError as exc:
+            where = exc.filename or directory
+            raise ModelError(f"{where}: cannot be read ({exc.strerror or type(exc).__name__}); "
+                             "refusing to load the model") from None
     raise AssertionError("unreachable")
 
 
@@ -203,27 +221,73 @@ class ModelStore:
         return self._key is not None
 
     # --- reading --------------------------------------------------------------------------------
+    def _check_root(self) -> bool:
+        """Whether the models folder exists; a file (or anything not a folder) there is a ModelError."""
+        try:
+            mode = self.root.stat().st_mode
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ModelError(f"{self.root}: the models folder cannot be read "
+                             f"({exc.strerror or type(exc).__name__})") from None
+        if not stat.S_ISDIR(mode):
+            raise ModelError(f"{self.root}: not a folder (the models folder, --models-dir / RFM_MODELS_DIR, "
+                             "must be a folder)")
+        return True
+
     def list_versions(self) -> list[str]:
         """Saved versions, oldest first (version names start with their UTC creation time)."""
-        if not self.root.is_dir():
+        if not self._check_root():
             return []
-        return sorted(
-            p.name for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
-        )
+        try:
+            return sorted(
+                p.name for p in self.root.iterdir()
+                if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
+            )
+        except OSError as exc:
+            raise ModelError(f"{self.root}: the models folder cannot be read "
+                             f"({exc.strerror or type(exc).__name__})") from None
 
     def current_version(self) -> str | None:
-        """The promoted version named by CURRENT, or None when nothing is promoted."""
+        """The promoted version named by CURRENT, or None when nothing is promoted. CURRENT must be a
+        plain file (not a symlink, not a folder) holding one version name; its content is never quoted
+        in an error (a CURRENT pointing at another file must not print that file)."""
+        if not self._check_root():
+            return None
+        path = self.root / CURRENT_FILE
         try:
-            text = (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip()
+            info = path.lstat()
         except FileNotFoundError:
             return None
-        return text or None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise ModelError(f"{path}: is a symbolic link; CURRENT must be a plain file holding a version name "
+                             "(`rfm models promote VERSION` rewrites it)")
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelError(f"{path}: not a plain file; CURRENT must hold a version name "
+                             "(`rfm models promote VERSION` rewrites it)")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(_CURRENT_MAX_BYTES + 1)
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        try:
+            text = data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            text = None
+        if text == "":
+            return None
+        if text is None or len(data) > _CURRENT_MAX_BYTES or not _VERSION_RE.match(text):
+            raise ModelError(f"{path}: does not hold a model version name ({info.st_size:,} bytes); "
+                             "`rfm models promote VERSION` rewrites it")
+        return text
 
     def path(self, version: str) -> Path:
         """The directory of an existing version (one-line error for an unknown one)."""
         if not _VERSION_RE.match(version or ""):
-            raise ModelError(f"{version!r} is not a valid model version name")
+            raise ModelError(f"{short_repr(version, 40)} is not a valid model version name")
+        self._check_root()
         directory = self.root / version
         if not directory.is_dir():
             known = self.list_versions()
@@ -280,22 +344,51 @@ class ModelStore:
     # --- writing (under the store's lock) -------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """The store's write lock (`models/.lock`): one writer at a time, across processes. A swap
-        interrupted by a crash (fallback path, see the module docstring) is repaired on entry."""
+        """The store's write lock (`models/.lock`): one writer at a time, across processes. Every write
+        of the store happens under it. On entry, a swap interrupted by a crash (fallback path, see the
+        module docstring) is repaired and the temporary folder (`.tmp`) emptied: what is in it belongs to
+        a writer that no longer runs. A write the system refuses (an unwritable folder, a full disk) is a
+        one-line ModelError."""
         from filelock import FileLock, Timeout
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS)
+        self._check_root()
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(str(self.root / LOCK_FILE), timeout=LOCK_TIMEOUT_SECONDS)
             lock.acquire()
         except Timeout:
             raise ModelError(f"{self.root / LOCK_FILE}: another rfm process has held the models lock for "
                              f"{LOCK_TIMEOUT_SECONDS:.0f} s; try again") from None
+        except OSError as exc:
+            raise _write_error(self.root, exc) from None
         try:
             self._recover()
+            self._remove_leftovers()
             yield
+        except OSError as exc:
+            raise _write_error(self.root, exc) from None
         finally:
             lock.release()
+
+    def _tmp_dir(self) -> Path:
+        """The store's one folder of temporary files (made on first use)."""
+        folder = self.root / TMP_DIR
+        folder.mkdir(mode=0o755, exist_ok=True)
+        return folder
+
+    def _remove_leftovers(self) -> None:
+        """Empty `.tmp` (and remove `.tmp-*` entries older versions of rfm left at the top): called under
+        the lock, so no running writer owns any of them."""
+        leftovers = [*self.root.glob(f"{_TMP_PREFIX}*")]
+        folder = self.root / TMP_DIR
+        if folder.is_dir():
+            leftovers += list(folder.iterdir())
+        for path in leftovers:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    path.unlink()
 
     def save(self, model: SegmentModel, version: str | None = None) -> str:
         """Write a model as a new version (atomically, signed when a key is set); returns its name."""
@@ -329,7 +422,7 @@ class ModelStore:
         self.load_verified(version)  # the slow part (imports scikit-learn) before taking the lock...
         with self.locked():
             self.load_verified(version)  # ...and again under it: the version as it is now
-            _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode())
+            _atomic_write_bytes(self.root / CURRENT_FILE, f"{version}\n".encode(), tmp_dir=self._tmp_dir())
 
     def rename_cluster(self, version: str, cluster_id: int, name: str) -> SegmentModel:
         """Give one cluster of a saved version a new business name (see `rename_clusters`)."""
@@ -402,7 +495,7 @@ class ModelStore:
         """A complete version (every file, fsynced) in a new hidden directory of the store."""
         text = json.dumps(metadata.to_json_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         files = version_files(text.encode("utf-8"), model_bytes, self._key)
-        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self._tmp_dir()))
         try:
             tmp.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
             for name, data in files.items():
@@ -505,16 +598,24 @@ def _normalise_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    with _atomic_file(path) as handle:
+def _atomic_write_bytes(path: Path, payload: bytes, tmp_dir: Path | None = None) -> None:
+    with _atomic_file(path, tmp_dir) as handle:
         handle.write(payload)
 
 
+def _write_error(root: Path, exc: OSError) -> ModelError:
+    where = exc.filename or root
+    reason = exc.strerror or (exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else "") \
+        or type(exc).__name__
+    return ModelError(f"{where}: cannot write to the models folder {root} ({reason})")
+
+
 @contextmanager
-def _atomic_file(path: Path) -> Iterator[io.BufferedWriter]:
-    """A file written next to `path` and renamed over it only when the block completes."""
+def _atomic_file(path: Path, tmp_dir: Path | None = None) -> Iterator[io.BufferedWriter]:
+    """A file written in `tmp_dir` (default: next to `path`, same filesystem) and renamed over `path`
+    only when the block completes."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=tmp_dir or path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle

@@ -56,6 +56,12 @@ def _ref(name: str) -> dict[str, str]:
 
 
 _ERROR = {"application/json": {"schema": _ref("ErrorResponse")}}
+_CSV_BODY = ("Customers as CSV, one a line (lines end with \\n or \\r\\n): recency,frequency,monetary as plain "
+             "unquoted decimal numbers (ASCII digits, optional sign, point and exponent); an optional first line "
+             "naming the three columns, in any order, which may be quoted. Anything else is a 400 naming the "
+             "record, line and field.")
+_JSONLINES_BODY = ("Customers as JSON Lines: one JSON object {recency, frequency, monetary} a line, numbers only; "
+                   "blank lines are skipped. Anything else is a 400 naming the record and line.")
 # OpenAPI fragments for FastAPI's `openapi_extra` and `responses` (dict[str, Any] there).
 _INVOCATIONS_DOC: dict[str, Any] = {
     "requestBody": {
@@ -63,9 +69,14 @@ _INVOCATIONS_DOC: dict[str, Any] = {
         "content": {
             "application/json": {"schema": {"anyOf": [_ref("CustomerRecord"), _ref("BatchRequest")]},
                                  "example": {"recency": 15, "frequency": 12, "monetary": 540}},
-            "text/csv": {"schema": {"type": "string"},
+            # The text bodies are lists of customers on the wire: described as such, so that a client (or
+            # schemathesis, with a serializer) can generate valid ones; the description says how they are
+            # written.
+            "text/csv": {"schema": {"type": "array", "minItems": 1, "items": _ref("CustomerRecord"),
+                                    "description": _CSV_BODY},
                          "example": "recency,frequency,monetary\n15,12,540\n200,1,35.5\n"},
-            "application/jsonlines": {"schema": {"type": "string"},
+            "application/jsonlines": {"schema": {"type": "array", "minItems": 1, "items": _ref("CustomerRecord"),
+                                                 "description": _JSONLINES_BODY},
                                       "example": '{"recency": 15, "frequency": 12, "monetary": 540}\n'},
         },
     },

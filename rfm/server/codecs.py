@@ -20,6 +20,7 @@ import array
 import csv
 import io
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import NoReturn
 import numpy as np
 from pydantic import ValidationError
 
-from rfm.errors import DataError, RfmError
+from rfm.errors import DataError, RfmError, short_repr
 from rfm.serving.records import (
     FIELDS,
     BatchRequest,
@@ -220,6 +221,11 @@ def _from_records(records: Sequence[CustomerRecord], *, single: bool) -> Batch:
     return Batch(values, [r.model_dump() for r in records], single)
 
 
+# The only bytes of CSV data rows numpy parses here; any other (a Unicode space numpy would strip, `_`,
+# letters) sends the body to the strict row-by-row parser, which accepts or names the bad cell.
+_CSV_FAST_BYTES = b"0123456789+-.eE, \t\r\n"
+
+
 def _csv_fast(body: bytes, cancel: threading.Event | None) -> np.ndarray | None:
     """The (n, 3) matrix of a well-formed CSV body, parsed by numpy piece by piece; None when numpy
     refuses anything (quotes, a bad cell, a blank first line...) or a value breaks the record rules:
@@ -243,6 +249,8 @@ def _csv_fast(body: bytes, cancel: threading.Event | None) -> np.ndarray | None:
         except DataError:
             return None
         start = first_end
+    if body[start:].translate(None, _CSV_FAST_BYTES):
+        return None  # anything but plain ASCII numbers (Unicode spaces numpy would skip): row by row
     parts: list[np.ndarray] = []
     while start < len(body):
         if cancel is not None and cancel.is_set():
@@ -274,22 +282,43 @@ def _csv_fast(body: bytes, cancel: threading.Event | None) -> np.ndarray | None:
     return np.ascontiguousarray(values)
 
 
+# A CSV value: a plain ASCII decimal number (optional sign, digits, point, exponent), or nan/inf, which the
+# record rules then refuse as not finite. Not Python's float(): that also takes `1_000`, digits of other
+# scripts (Arabic-Indic, fullwidth) and surrounding Unicode spaces.
+_CSV_NUMBER = re.compile(r"[ \t]*[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|nan|inf|infinity)[ \t]*",
+                         re.IGNORECASE)
+
+
+def csv_number(cell: str) -> float | None:
+    """The value of one CSV cell, or None when it is not a plain number (see _CSV_NUMBER). Pure."""
+    return float(cell) if _CSV_NUMBER.fullmatch(cell) else None
+
+
 def _decode_csv(body: bytes) -> Batch:
-    """Row by row: names the first record that is not three numbers (line numbers count every line)."""
+    """Row by row: names the first record that is not three numbers (line numbers count every line).
+
+    Strict: lines end at \n (or \r\n) only, so U+2028 and other Unicode line breaks stay inside a cell
+    (and make it a bad value); a quote must be closed on its line; a quoted cell is text (as
+    csv.QUOTE_NONNUMERIC reads it), so values are unquoted numbers and only the header may be quoted."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataError("CSV body is not UTF-8 text") from None
-    lines = text.splitlines()
+    lines = text.split("\n")
     del text
     order = [0, 1, 2]
     flat = array.array("d")  # the values only: no per-row lists of strings kept
     line_numbers = array.array("q")
     header_seen = False
-    for number, line in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
         if not line.strip():
             continue
-        cells = line.split(",") if '"' not in line else next(csv.reader([line]))
+        quoted: list[bool] = [False] * (line.count(",") + 1)
+        if '"' in line:
+            cells, quoted = _quoted_cells(line, len(line_numbers), number)
+        else:
+            cells = line.split(",")
         if not line_numbers and not header_seen and _is_header(cells):
             order = _header_order(cells, number)
             header_seen = True
@@ -298,11 +327,12 @@ def _decode_csv(body: bytes) -> Batch:
             raise DataError(f"record {len(line_numbers)} (line {number}): expected 3 values "
                             f"(recency,frequency,monetary), got {len(cells)}")
         for j, cell in enumerate(cells):
-            try:
-                flat.append(float(cell))
-            except ValueError:
+            value = None if quoted[j] else csv_number(cell)
+            if value is None:
+                what = "an unquoted number" if quoted[j] else "a number"
                 raise DataError(f"record {len(line_numbers)} (line {number}): field {FIELDS[order[j]]!r} must be "
-                                f"a number, got {cell.strip()[:40]!r}") from None
+                                f"{what}, got {short_repr(cell.strip(), 40)}")
+            flat.append(value)
         line_numbers.append(number)
     if not line_numbers:
         raise DataError("CSV body has no data rows (expected recency,frequency,monetary per line)")
@@ -313,14 +343,20 @@ def _decode_csv(body: bytes) -> Batch:
     return Batch(np.array(values, dtype="float64", order="C"), None, single=False)
 
 
+def _quoted_cells(line: str, record: int, number: int) -> tuple[list[str], list[bool]]:
+    """The cells of a line holding quotes, and which were quoted; a quote left open is a DataError."""
+    try:
+        cells = next(csv.reader([line], strict=True))
+    except csv.Error:
+        raise DataError(f"record {record} (line {number}): a quote is not closed (or is followed by text) "
+                        f"on this line: {short_repr(line, 60)}") from None
+    quoted = [cell.strip().startswith('"') for cell in line.split(",")] if len(line.split(",")) == len(cells) \
+        else [True] * len(cells)
+    return cells, quoted
+
+
 def _is_header(cells: list[str]) -> bool:
-    for cell in cells:
-        try:
-            float(cell)
-            return False
-        except ValueError:
-            continue
-    return True
+    return all(csv_number(cell) is None for cell in cells)
 
 
 def _header_order(cells: list[str], number: int) -> list[int]:

@@ -152,7 +152,7 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
     import pandas as pd
 
     with opened_source(source.paths, source.read, memory_limit=memory_limit) as (con, loaded):
-        report = cleaning_report(con, loaded.view) if with_cleaning_report else None
+        report = cleaning_report(con, loaded.view, options.snapshot) if with_cleaning_report else None
         if not loaded.cleaned:  # clean once; the RFM statement and the per-customer extras read the result
             con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(loaded.view))}")
             loaded = replace(loaded, view="cleaned_lines", cleaned=True)
@@ -193,8 +193,9 @@ def write_rfm_table(request: DatasetRequest, out: str, *, memory_limit: str | No
         return write_rfm_csv(request.source.paths, out, request.source.read, request.options,
                              memory_limit=memory_limit)
     dataset = load_dataset(request)
-    write_csv(dataset.table, out)
-    return len(dataset.table)
+    from rfm.data.table import write_frame
+
+    return write_frame(dataset.table, out)  # by extension, like the files' path
 
 
 def rfm_statement(request: DatasetRequest) -> tuple[str, tuple[str, ...]]:
