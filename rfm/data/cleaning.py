@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
@@ -41,6 +42,9 @@ class CleaningReport:
     last_date: datetime | None
     purchase_revenue: float
     returned_revenue: float
+    # (file, the earlier file it repeats): every line of the first is also in the second, so its
+    # lines were counted once, as duplicates. Named so a folder holding one log twice is noticed.
+    repeated_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def rows_dropped(self) -> int:
@@ -56,7 +60,13 @@ class CleaningReport:
         data["last_date"] = self.last_date.isoformat() if self.last_date else None
         data["rows_dropped"] = self.rows_dropped
         data["net_revenue"] = round(self.net_revenue, 2)
+        data["repeated_files"] = [{"file": file, "repeats": of} for file, of in self.repeated_files]
         return data
+
+    def repeated_files_lines(self) -> list[str]:
+        """One sentence per file that repeats another, for the CLI and the dashboard."""
+        return [f"{os.path.basename(file)} repeats every line of {os.path.basename(of)}: its lines were counted "
+                "once, as duplicates" for file, of in self.repeated_files]
 
     def format(self) -> str:
         """The report as `rfm ingest` prints it."""
@@ -75,6 +85,7 @@ class CleaningReport:
             ("net revenue", f"{self.net_revenue:,.2f}"),
         ]
         lines = [f"{label:<{width}}{value:>26}" for label, value in rows]
+        lines += [f"note: {line}" for line in self.repeated_files_lines()]
         return "\n".join(lines)
 
 
@@ -88,7 +99,36 @@ def cleaning_report(con: duckdb.DuckDBPyConnection, view: str, snapshot: date | 
     values = dict(zip(names, row, strict=True))
     for key in ("purchase_revenue", "returned_revenue"):
         values[key] = float(values[key] or 0.0)
-    return CleaningReport(**values)
+    return CleaningReport(**values, repeated_files=repeated_files(con, view))
+
+
+def repeated_files(con: duckdb.DuckDBPyConnection, view: str) -> tuple[tuple[str, str], ...]:
+    """Files of the view whose every line (customer and line hash) is also in another file: (file, the
+    other). Of two identical files the later one (by name) is named. Costs a pass only with several files."""
+    source = quote_identifier(view)
+    files = first_row(con.execute(f"SELECT count(DISTINCT _file) FROM {source}"))
+    if not files or files[0] < 2:
+        return ()
+    rows = con.execute(f"""
+WITH lines AS (SELECT DISTINCT _file, coalesce(customer_id, '') AS customer, _line_hash FROM {source}),
+sizes AS (SELECT _file, count(*) AS n FROM lines GROUP BY _file),
+shared AS (
+    SELECT a._file AS file, b._file AS other, count(*) AS n
+    FROM lines AS a JOIN lines AS b ON a.customer = b.customer AND a._line_hash = b._line_hash AND a._file <> b._file
+    GROUP BY a._file, b._file
+)
+SELECT shared.file, shared.other, sizes.n = (SELECT n FROM sizes AS o WHERE o._file = shared.other) AS same
+FROM shared JOIN sizes ON sizes._file = shared.file
+WHERE shared.n = sizes.n
+ORDER BY shared.file, shared.other""").fetchall()
+    named: list[tuple[str, str]] = []
+    for file, other, same in rows:
+        if same and file < other:
+            continue  # identical files: name the later one only
+        if any(f == file for f, _ in named):
+            continue
+        named.append((str(file), str(other)))
+    return tuple(named)
 
 
 def _day(value: datetime | None) -> str:

@@ -70,6 +70,8 @@ DATE_FORMATS: tuple[str, ...] = (
 _INTEGER_TYPES = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
                   "UTINYINT")
 
+# The column that names each line's file when several files are read as one relation.
+FILE_COLUMN = "_rfm_source_file"
 _MAGIC_PARQUET = b"PAR1"
 _MAGIC_ZIP = b"PK\x03\x04"
 _MAGIC_GZIP = b"\x1f\x8b"
@@ -217,25 +219,25 @@ def load_source(
     files = expand_paths(paths)
     if not files:
         raise DataError("no input files given")
-    by_format: dict[str, list[str]] = {}
-    for file in files:
-        by_format.setdefault(detect_format(file), []).append(file)
+    groups = _file_groups(con, files, options)
 
     parts: list[str] = []
     mapping: ColumnMapping | None = None
     cleaned_flags: list[bool] = []
-    for index, (fmt, group) in enumerate(by_format.items()):
+    for index, ((fmt, _header), group) in enumerate(groups.items()):
         raw_name = f"_raw_{view}_{index}"
         cleaned = fmt == "parquet" and _is_cleaned_parquet(con, group)
         cleaned_flags.append(cleaned)
-        _register_raw(con, fmt, group, options, raw_name, number_rows=cleaned)
+        _register_raw(con, fmt, group, options, raw_name, number_rows=cleaned, file_column=len(group) > 1)
         where = group[0] if len(group) == 1 else f"{group[0]} (and {len(group) - 1} more)"
-        raw_columns = _columns_of(con, raw_name)
+        raw_columns = [c for c in _columns_of(con, raw_name) if c != FILE_COLUMN]
         part_mapping = resolve_mapping(raw_columns, options.mapping, where=where)
         if mapping is not None and part_mapping.uses_amount != mapping.uses_amount:
             raise DataError(f"{where}: has other revenue columns than {files[0]}; give one kind of file")
         mapping = mapping or part_mapping
-        parts.append(_canonical_select(con, raw_name, raw_columns, part_mapping, fmt, group, cleaned))
+        file_expr = (q("filename") if cleaned else q(FILE_COLUMN)) if len(group) > 1 else quote_literal(group[0])
+        parts.append(_canonical_select(con, raw_name, raw_columns, part_mapping, fmt, group, cleaned,
+                                       file_expr=file_expr, canonical_hash=len(groups) > 1))
 
     assert mapping is not None
     if len(set(cleaned_flags)) > 1:
@@ -252,6 +254,38 @@ def load_source(
         fingerprint=fingerprint(files, options),
         has_invoice_ids=mapping.invoice_id is not None,
     )
+
+
+def _file_groups(con: duckdb.DuckDBPyConnection, files: list[str],
+                 options: SourceOptions) -> dict[tuple[str, str], list[str]]:
+    """The files grouped by format and header, in the order given: each group is read as one relation
+    and mapped on its own, so two years of a log whose headers differ (`Invoice`/`Price`/`Customer ID`
+    against `InvoiceNo`/`UnitPrice`/`CustomerID`) are each mapped and then combined."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for file in files:
+        fmt = detect_format(file)
+        groups.setdefault((fmt, _header_key(con, fmt, file, options)), []).append(file)
+    return groups
+
+
+def _header_key(con: duckdb.DuckDBPyConnection, fmt: str, file: str, options: SourceOptions) -> str:
+    """What makes two files of one format readable as one relation: Parquet column names, a CSV's first
+    line; every Excel file is read on its own (its sheets are stacked by `_read_excel`)."""
+    if fmt == "parquet":
+        try:
+            names = con.execute("SELECT name FROM parquet_schema(?)", [duckdb_path(file)]).fetchall()
+        except duckdb.Error:
+            return ""  # unreadable: `_register_raw` says why, naming the file
+        return "|".join(sorted(C.normalise_header(str(n[0])) for n in names))
+    if fmt == "csv":
+        opener = gzip.open if _extension(file).endswith(".gz") else open
+        try:
+            with opener(file, "rb") as handle:
+                first = handle.readline(65536)
+        except (OSError, EOFError):
+            return ""
+        return first.decode("utf-8", errors="replace").strip().lower()
+    return file
 
 
 def fingerprint(files: Sequence[str], options: SourceOptions | None = None) -> str:
@@ -275,13 +309,16 @@ def _register_raw(
     options: SourceOptions,
     name: str,
     number_rows: bool = False,
+    file_column: bool = False,
 ) -> None:
     """A view of the files as they are. `number_rows` adds file name and row number columns, which
-    makes every line distinct: a log cleaned by `rfm ingest` is de-duplicated already."""
+    makes every line distinct: a log cleaned by `rfm ingest` is de-duplicated already. `file_column`
+    adds each line's file as FILE_COLUMN (several files read as one relation)."""
     file_list = "[" + ", ".join(quote_literal(duckdb_path(f)) for f in files) + "]"
+    named = f", filename = {quote_literal(FILE_COLUMN)}" if file_column else ""
     try:
         if fmt == "parquet":
-            numbering = ", filename = true, file_row_number = true" if number_rows else ""
+            numbering = ", filename = true, file_row_number = true" if number_rows else named
             con.execute(
                 f"CREATE OR REPLACE TEMP VIEW {q(name)} AS SELECT * FROM read_parquet({file_list}, "
                 f"hive_partitioning = true, union_by_name = true{numbering})"
@@ -293,7 +330,7 @@ def _register_raw(
             # Parsed once into a temporary table: type detection and checks then scan memory, not text.
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {q(name)} AS SELECT * FROM read_csv({file_list}, "
-                f"header = true, all_varchar = true, union_by_name = true{delim})"
+                f"header = true, all_varchar = true, union_by_name = true{delim}{named})"
             )
         else:
             frame = _read_excel(files, options.sheet)
@@ -375,7 +412,16 @@ def _canonical_select(
     fmt: str,
     files: list[str],
     cleaned: bool = False,
+    *,
+    file_expr: str = "NULL::VARCHAR",
+    canonical_hash: bool = False,
 ) -> str:
+    """The canonical columns of one group of files, plus `_cancellation`, `_line_hash` and `_file`.
+
+    `_line_hash` identifies a line by every source column but the customer. Within one group the raw
+    columns are hashed as they are; with several groups (formats or headers) the values are hashed
+    after conversion (`canonical_hash`), so the same line in a CSV and in a Parquet file, or under
+    two headers, has the same hash and is counted once."""
     types = _types_of(con, raw)
     locate = _Locator(con, raw, fmt, files)
     checks: list[_Check] = []
@@ -411,11 +457,19 @@ def _canonical_select(
         f"NULLIF(trim(CAST({q(mapping.country)} AS VARCHAR)), '')" if mapping.country else "NULL::VARCHAR"
     )
     line_columns = [c for c in raw_columns if c != mapping.customer_id]
-    line_hash = f"hash({', '.join(q(c) for c in line_columns)})"
+    if canonical_hash and not cleaned:
+        mapped = {getattr(mapping, name) for name in C.CANONICAL_COLUMNS} - {None}
+        others = sorted((c for c in line_columns if c not in mapped), key=C.normalise_header)
+        hashed = [exprs[name] for name in (C.INVOICE_ID, C.INVOICE_DATE, C.QUANTITY, C.UNIT_PRICE, C.AMOUNT,
+                                           C.COUNTRY)]
+        hashed += [f"CAST({q(c)} AS VARCHAR)" for c in others]
+        line_hash = f"hash({', '.join(hashed)})"
+    else:
+        line_hash = f"hash({', '.join(q(c) for c in line_columns)})"
     select = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     return (
         f"SELECT {select}, coalesce({cancellation}, false) AS _cancellation, "
-        f"{line_hash} AS _line_hash FROM {q(raw)}"
+        f"{line_hash} AS _line_hash, {file_expr} AS _file FROM {q(raw)}"
     )
 
 
