@@ -25,6 +25,7 @@ PAGES = [
     st.Page("pages/model_page.py", url_path="model", title="Model", icon=":material/model_training:"),
     st.Page("pages/score_page.py", url_path="score", title="Score", icon=":material/person_search:"),
     st.Page("pages/export_page.py", url_path="export", title="Export", icon=":material/download:"),
+    st.Page("pages/time_page.py", url_path="time", title="Over time", icon=":material/timeline:"),
 ]
 
 # Who is this? Before the sidebar loads any data: a visitor who is not signed in (or has no role) gets

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "rfm.cli.model_commands",
     "rfm.cli.serve_commands",
     "rfm.cli.dashboard_commands",
+    "rfm.cli.timeline_commands",
 )
 
 
