@@ -14,13 +14,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rfm.dashboard import auth
-from rfm.dashboard.sidebar import render_sidebar
+from rfm.dashboard import auth, urlstate
+from rfm.dashboard.sidebar import render_pending, render_sidebar
 
 st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
 
+OVERVIEW = st.Page("pages/overview_page.py", url_path="overview", title="Overview", icon=":material/dashboard:")
+
+
+def _home() -> None:
+    """The app's root URL: the Overview, at its own URL, with the link's parameters (so /overview is a
+    deep link like every other page's; a default page would only be served at /)."""
+    st.switch_page(OVERVIEW, query_params=urlstate.all_params())
+
+
 PAGES = [
-    st.Page("pages/overview_page.py", url_path="overview", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page(_home, url_path="home", title="Home", default=True, visibility="hidden"),
+    OVERVIEW,
     st.Page("pages/segments_page.py", url_path="segments", title="Segments", icon=":material/grid_view:"),
     st.Page("pages/model_page.py", url_path="model", title="Model", icon=":material/model_training:"),
     st.Page("pages/score_page.py", url_path="score", title="Score", icon=":material/person_search:"),
@@ -36,5 +46,16 @@ if auth.gate() is None:
     st.stop()
 
 page = st.navigation(PAGES)
-st.session_state["_ctx"] = render_sidebar()
-page.run()
+if page.url_path == "":  # the root: on to /overview, parameters kept
+    page.run()
+urlstate.restore(urlstate.all_params(), st.session_state, page.url_path)  # a session's first run only
+urlstate.begin_run()
+try:
+    ctx = render_sidebar()
+    st.session_state["_ctx"] = ctx
+    if ctx.pending is not None:  # a source waiting for the user: its step, not another data set's page
+        render_pending(ctx.pending)
+    else:
+        page.run()
+finally:  # also after a page's st.stop(): the URL always holds the view on screen
+    urlstate.publish()

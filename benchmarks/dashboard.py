@@ -47,7 +47,7 @@ VEGA = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteChart] c
 READY = {
     "Overview": (VEGA, 3),
     "Segments": (VEGA, 3),
-    "Model": (PLOTLY, 1),
+    "Model": (VEGA, 5),  # the five sweep panels
     "Score": ("[data-testid=stForm] button", 1),
     "Export": ("[data-testid=stDownloadButton] button", 1),
 }

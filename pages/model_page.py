@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
-from rfm.dashboard import charts, views
+from rfm.dashboard import charts, tables, views
+from rfm.dashboard import format as fmt
 from rfm.dashboard import state as app_state
 from rfm.errors import RfmError
 from rfm.model.sweep import SweepResult
@@ -16,6 +21,28 @@ who = app_state.principal()
 app_state.page_header("Model", ctx)
 state = st.session_state
 analyst = who.can(Action.RETRAIN)  # marketers see the sweep, the names and the versions, and change nothing
+playbook = ctx.playbook
+
+
+def naming_widths() -> dict[str, Any]:
+    """Column widths that keep the naming table inside a 1440 px page (the advice columns get the room)."""
+    config = tables.column_config(pd.DataFrame(columns=list(views.NAMING_COLUMNS)), ctx.currency)
+    config["cluster"] = st.column_config.NumberColumn("Cluster", width=55, format="%d")
+    for column, width in (("name", 140), ("description", 215), ("action", 215)):
+        config[column] = st.column_config.TextColumn(fmt.header(column), width=width,
+                                                     help="Double-click to edit" if analyst else None)
+    numbers = (("customers", "Customers", 80, "%,d"), ("recency", "Recency (days)", 95, "%,.0f"),
+               ("frequency", "Orders", 65, "%,.1f"), ("monetary", "Spend", 90, fmt.money_format(ctx.currency)))
+    for column, label, width, printf in numbers:
+        config[column] = st.column_config.NumberColumn(label, width=width, format=printf)
+    return config
+
+
+def naming_editor(table: pd.DataFrame) -> dict[str, Any]:
+    """The naming data_editor's arguments: editable name, description and action; the rest read-only."""
+    return {"hide_index": True, "column_order": list(views.NAMING_COLUMNS), "column_config": naming_widths(),
+            "disabled": [c for c in table.columns if c not in views.EDITABLE_COLUMNS], "width": "stretch"}
+
 
 # --- choosing k ----------------------------------------------------------------------------------
 result: SweepResult | None
@@ -27,10 +54,17 @@ except RfmError as exc:
 if result is not None:
     k = st.slider("Number of segments (k)", 2, 10, value=result.recommended_k, key="model_k")
     swept: SweepResult = result
-    st.plotly_chart(app_state.figure("sweep", (ctx.data_key, k),
-                                     lambda: charts.sweep_chart(swept.frame(), swept.recommended_k, k)),
-                    key="model_sweep")
-    st.caption(f"Recommended k = {result.recommended_k}: {result.reason} ({result.silhouette_note}).")
+    frame = swept.frame()
+    # One chart a metric, three to a row: st.columns stack on a phone, so the panels do too.
+    panels = [column for column, _, _ in charts.SWEEP_PANELS]
+    for start in range(0, len(panels), 3):
+        row = st.columns(3)
+        for slot, column in zip(row, panels[start:start + 3], strict=False):
+            slot.vega_lite_chart(spec=app_state.chart_spec(
+                f"sweep_{column}", (ctx.data_key, swept.recommended_k, k), partial(
+                    charts.sweep_panel, frame, column, swept.recommended_k, k)), key=f"model_sweep_{column}")
+    st.caption(f"Recommended k = {result.recommended_k}: {result.reason} ({result.silhouette_note}). "
+               f"Red rule: the recommended k; amber rule: the k selected on the slider.")
 else:
     k = st.slider("Number of segments (k)", 2, 10, value=4, key="model_k")
 
@@ -55,18 +89,19 @@ if candidate_info is not None and candidate_info["data_key"] == ctx.data_key and
     st.subheader(f"New model (k={candidate.k}, not saved yet)")
     metrics = candidate.metadata.metrics
     st.caption(f"Silhouette {metrics.silhouette:.3f} · Davies-Bouldin {metrics.davies_bouldin:.3f} · "
-               f"smallest cluster {metrics.smallest_cluster_share:.0%} of customers")
+               f"smallest cluster {fmt.percent(metrics.smallest_cluster_share)} of customers")
     colors = charts.segment_colors(candidate)
     profile = segmentation.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
     st.altair_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
-    table = views.naming_table(candidate)
-    edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
-                            key="candidate_names")
+    table = views.naming_table(candidate, playbook)
+    edited = st.data_editor(table, key="candidate_names", **naming_editor(table))
     promote = st.checkbox("Promote it (make it the model the server and `rfm score` use)", key="candidate_promote")
     if st.button("Save as a new version", icon=":material/save:", key="candidate_save"):
         try:
             named = candidate.renamed_many(views.renames(table, edited))
             version = access.save(who, ctx.store, named, promote=promote, audit_log=ctx.settings.audit_log)
+            segmentation.save_playbook(who, ctx.store.root, views.playbook_edits(table, edited),
+                                       audit_log=ctx.settings.audit_log)
             del state["candidate"]
             state["pending_version"] = version
             state["flash"] = f"Saved version {version}" + (" and promoted it." if promote else ".")
@@ -87,17 +122,24 @@ st.subheader("Active model")
 if ctx.model is not None and ctx.version is not None and not analyst:
     st.caption(f"Version **{ctx.version}**, k={ctx.model.k}"
                + (" (promoted)." if ctx.version == ctx.store.current_version() else " (not promoted)."))
-    st.dataframe(views.naming_table(ctx.model), hide_index=True, key="model_names_view")
+    names_view = views.naming_table(ctx.model, playbook)
+    tables.table(names_view[list(views.NAMING_COLUMNS)], key="model_names_view", currency=ctx.currency,
+                 overrides=naming_widths())
 elif ctx.model is not None and ctx.version is not None:
-    st.caption(f"Version **{ctx.version}**, k={ctx.model.k}. Edit names in the table, or rename one below.")
-    table = views.naming_table(ctx.model)
-    edited = st.data_editor(table, hide_index=True, disabled=[c for c in table.columns if c != "name"],
-                            key=f"names_{ctx.version}")
+    st.caption(f"Version **{ctx.version}**, k={ctx.model.k}. Edit names, descriptions and recommended "
+               "actions in the table (double-click a cell), or rename one segment below. A description and "
+               "an action belong to the name: every version with that name shows them.")
+    table = views.naming_table(ctx.model, playbook)
+    edited = st.data_editor(table, key=f"names_{ctx.version}", **naming_editor(table))
     changes = views.renames(table, edited)
-    if st.button("Save names", disabled=not changes, key="names_save"):
+    advice = views.playbook_edits(table, edited)
+    if st.button("Save names and playbook", disabled=not (changes or advice), key="names_save"):
         try:
-            access.rename(who, ctx.store, ctx.version, changes, audit_log=ctx.settings.audit_log)
-            state["flash"] = f"Renamed {len(changes)} segment(s) of {ctx.version}."
+            if changes:
+                access.rename(who, ctx.store, ctx.version, changes, audit_log=ctx.settings.audit_log)
+            written = segmentation.save_playbook(who, ctx.store.root, advice, audit_log=ctx.settings.audit_log)
+            state["flash"] = (f"Saved {fmt.plural(len(changes), 'name')} and "
+                              f"{fmt.plural(len(written), 'playbook entry', 'playbook entries')} of {ctx.version}.")
             st.rerun()
         except RfmError as exc:
             st.error(f"Names not saved: {exc}")
@@ -131,8 +173,12 @@ versions = views.versions_frame(models.versions(ctx.store))
 if versions.empty:
     st.info(f"No saved model in {ctx.store.root}.")
 else:
-    st.dataframe(versions, hide_index=True, key="model_versions",
-                 column_config={"silhouette": st.column_config.NumberColumn(format="%.3f"),
-                                "davies_bouldin": st.column_config.NumberColumn(format="%.3f"),
-                                "calinski_harabasz": st.column_config.NumberColumn(format="%.0f"),
-                                "inertia": st.column_config.NumberColumn(format="%.0f")})
+    versions["promoted"] = versions["promoted"].map({True: "promoted", False: ""})
+    # Creation time is in the version's name and the elbow is in the sweep: left out, so the table fits.
+    shown = versions.drop(columns=["created", "inertia"])
+    widths = {"version": 145, "promoted": 75, "k": 35, "snapshot": 95, "customers": 80, "segments": 190,
+              "silhouette": 80, "davies_bouldin": 105, "calinski_harabasz": 125}
+    config = tables.column_config(shown, ctx.currency)
+    for column, width in widths.items():
+        config[column]["width"] = width
+    tables.table(shown, key="model_versions", currency=ctx.currency, overrides=config)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rfm.dashboard import charts
+from rfm.dashboard import charts, tables
+from rfm.dashboard import format as fmt
 from rfm.dashboard import state as app_state
 from rfm.errors import RfmError
-from rfm.service import insights
+from rfm.service import insights, segmentation
 
 ctx = app_state.context()
 app_state.page_header("Score", ctx)
@@ -20,12 +21,20 @@ if mode == "Enter RFM values":
         cols = st.columns(3)
         recency = cols[0].number_input("Recency (days since last purchase)", min_value=0, step=1,
                                        value=int(insights.EXAMPLE_CUSTOMER["recency"]), key="score_recency")
-        frequency = cols[1].number_input("Frequency (orders)", min_value=0, step=1,
+        # At least one order: every customer of an RFM table has bought once (0 orders with a spend is
+        # not a customer the model can have seen).
+        frequency = cols[1].number_input("Frequency (orders)", min_value=1, step=1,
                                          value=int(insights.EXAMPLE_CUSTOMER["frequency"]), key="score_frequency")
-        monetary = cols[2].number_input("Monetary (net revenue)", step=10.0, format="%.2f",
-                                        value=float(insights.EXAMPLE_CUSTOMER["monetary"]), key="score_monetary")
+        monetary = cols[2].number_input(f"Spend ({ctx.currency}, {ctx.dataset.returns.label})", step=10.0,
+                                        format="%.2f", value=float(insights.EXAMPLE_CUSTOMER["monetary"]),
+                                        key="score_monetary")
         if st.form_submit_button("Score", type="primary"):
-            state["score_values"] = {"recency": recency, "frequency": frequency, "monetary": monetary}
+            problem = insights.customer_problem(recency, frequency, monetary)
+            if problem:
+                st.error(problem)
+                state.pop("score_values", None)
+            else:
+                state["score_values"] = {"recency": recency, "frequency": frequency, "monetary": monetary}
     values = state.get("score_values")
 else:
     customer_id = st.text_input("Customer id", key="score_customer",
@@ -36,8 +45,8 @@ else:
                                      customer_id)
             values = {"recency": int(row["recency"]), "frequency": int(row["frequency"]),
                       "monetary": float(row["monetary"])}
-            st.caption(f"Customer {row['customer_id']}: recency {values['recency']} days, "
-                       f"{values['frequency']} orders, monetary {values['monetary']:,.2f}")
+            st.caption(f"Customer {row['customer_id']}: last bought {fmt.days(values['recency'])} ago, "
+                       f"{fmt.orders(values['frequency'])}, spent {fmt.money(values['monetary'], ctx.currency, 2)}")
         except RfmError as exc:
             st.error(str(exc))
 
@@ -55,13 +64,22 @@ if values is not None:
             centroid = ctx.model.clusters[answer["cluster"]].centroid
         st.markdown(f"### :material/label: <span style='color:{color}'>{answer['segment']}</span>",
                     unsafe_allow_html=True)
-        st.write(insights.segment_description(answer["segment"], centroid))
+        default_name = segmentation.default_names(ctx.model).get(answer["segment"]) if ctx.model else None
+        entry = segmentation.playbook_entry(answer["segment"], ctx.playbook, default_name)
+        st.write(entry.description)
+        st.markdown(f"**Recommended action:** {entry.action}")
+        if centroid:
+            st.caption(f"Typical customer of this segment: last bought {fmt.days(centroid['recency'])} ago, "
+                       f"{fmt.orders(centroid['frequency'])}, {fmt.money(centroid['monetary'], ctx.currency)} spent.")
         st.caption(f"Cluster {answer['cluster']} · model {answer['model_version']} · scored by {client.describe()}")
         if ctx.model is not None and ctx.model.version == answer["model_version"]:
             position = insights.customer_position(ctx.model, **values)
-            st.plotly_chart(charts.position_chart(position, values, ctx.colors), key="score_position")
-            st.dataframe(position, hide_index=True, key="score_distances",
-                         column_config={"distance": st.column_config.NumberColumn(
-                             "distance (model space)", format="%.2f")})
+            st.plotly_chart(charts.position_chart(position, values, ctx.colors, ctx.currency), key="score_position",
+                            config={"displayModeBar": False})
+            tables.table(position, key="score_distances", currency=ctx.currency,
+                         overrides={"recency": st.column_config.NumberColumn("Recency (days)", format="%,.1f"),
+                                    "frequency": st.column_config.NumberColumn("Orders", format="%,.1f"),
+                                    "distance": st.column_config.NumberColumn("Distance (model space)",
+                                                                              format="%.2f")})
         with st.expander("Response"):
             st.json(answer)

@@ -1,10 +1,14 @@
-"""Segments: RFM heatmap, the R x F grid, per-segment profiles and customers by segment."""
+"""Segments: RFM heatmap, the R x F grid, per-segment profiles with the playbook (what each segment is
+and what to do), and customers by segment. The filters live in the URL."""
 
 from __future__ import annotations
 
+from html import escape
+
 import streamlit as st
 
-from rfm.dashboard import charts
+from rfm.dashboard import charts, tables, urlstate
+from rfm.dashboard import format as fmt
 from rfm.dashboard import state as app_state
 from rfm.service import insights, segmentation
 
@@ -15,39 +19,52 @@ if not app_state.require_model(ctx) or ctx.segmentation is None or ctx.model is 
 assigned = ctx.segmentation.assigned
 
 countries = insights.countries(assigned)
+urlstate.keep_valid("seg_filter", ctx.order)
+urlstate.keep_valid("seg_countries", countries)
+urlstate.keep_valid("seg_axis", ["recency", "frequency"])
 filters = st.columns([2, 2, 1])
 chosen = filters[0].multiselect("Segments", ctx.order, placeholder="All segments", key="seg_filter")
 picked_countries = filters[1].multiselect("Countries", countries, placeholder="All countries", key="seg_countries",
                                           disabled=not countries)
 axis = filters[2].radio("Scatter x axis", ["recency", "frequency"], horizontal=True, key="seg_axis")
+urlstate.put("segments", chosen)
+urlstate.put("countries", picked_countries)
+urlstate.put("axis", axis if axis != "recency" else None)
 view = segmentation.filter_customers(
     ctx.segmentation, segmentation.ExportFilter(segments=tuple(chosen), countries=tuple(picked_countries)))
 if view.empty:
     st.warning("No customer matches these filters.")
     st.stop()
-st.caption(f"{len(view):,} of {len(assigned):,} customers shown.")
+st.caption(f"{fmt.count(len(view))} of {fmt.count(len(assigned))} customers shown.")
 
 key = (ctx.data_key, ctx.model_key, tuple(chosen), tuple(picked_countries))  # what the charts below show
 left, right = st.columns(2)
-heatmap = app_state.chart_spec("rf_heatmap", key, lambda: charts.rf_heatmap(*insights.rf_heatmap_data(view)))
+# The colour scale comes from every customer, so a filter never re-colours the heatmap.
+domain = charts.heatmap_domain(insights.rf_heatmap_data(assigned)[0])
+heatmap = app_state.chart_spec("rf_heatmap", (*key, ctx.currency), lambda: charts.rf_heatmap(
+    *insights.rf_heatmap_data(view), currency=ctx.currency, domain=domain))
 left.vega_lite_chart(spec=heatmap, key="seg_heatmap")
 grid = app_state.chart_spec("rf_grid", key, lambda: charts.rf_grid_chart(insights.grid_frame(view)))
 right.vega_lite_chart(spec=grid, key="seg_grid")
 
 st.subheader("Segment profiles")
 profiles = segmentation.segment_summary(view, ctx.model)
-profiles.insert(1, "description", [insights.segment_description(s) for s in profiles["segment"]])
-st.dataframe(
-    profiles, hide_index=True, key="seg_profiles",
-    column_config={
-        "customer_share": st.column_config.ProgressColumn("customers %", format="percent", min_value=0,
-                                                          max_value=1),
-        "revenue_share": st.column_config.ProgressColumn("revenue %", format="percent", min_value=0, max_value=1),
-        "revenue": st.column_config.NumberColumn(format="%.0f"),
-        **{c: st.column_config.NumberColumn(format="%.1f") for c in profiles.columns
-           if c.endswith(("_mean", "_median"))},
-    },
-)
-st.vega_lite_chart(spec=app_state.chart_spec("customer_scatter", (*key, axis),
-                                            lambda: charts.customer_scatter(view, ctx.colors, ctx.order, x=axis)),
-                   key="seg_scatter")
+defaults = segmentation.default_names(ctx.model)
+entries = [segmentation.playbook_entry(s, ctx.playbook, defaults.get(s)) for s in profiles["segment"]]
+profiles.insert(1, "description", [e.description for e in entries])
+profiles.insert(2, "action", [e.action for e in entries])
+numbers = profiles.drop(columns=["description", "action"])
+tables.table(numbers[[c for c in numbers.columns if not c.endswith("_median")]], key="seg_profiles",
+             currency=ctx.currency)
+st.caption("Means per segment; recency in days before the snapshot, spend in " + ctx.currency + ". "
+           "Medians are in the export's report (`rfm report`).")
+st.subheader("Playbook: what each segment is and what to do")
+# Text, not a table: advice is a sentence or two, and table cells cut it short (worse on a phone).
+for segment, entry in zip(profiles["segment"], entries, strict=True):
+    color = ctx.colors.get(segment, charts.NOT_SEGMENTED_COLOR)
+    st.markdown(f"<span style='color:{color}'>■</span> **{escape(segment)}**: {escape(entry.description)}  \n"
+                f"*Recommended action:* {escape(entry.action)}", unsafe_allow_html=True)
+st.vega_lite_chart(spec=app_state.chart_spec(
+    "customer_scatter", (*key, axis, ctx.currency),
+    lambda: charts.customer_scatter(view, ctx.colors, ctx.order, x=axis, currency=ctx.currency)),
+    key="seg_scatter")

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     upload_dir: Path = _setting(Path(".data/uploads"), "where the dashboard keeps uploaded files")
     settings_file: Path = _setting(DEFAULT_SETTINGS_FILE, "the settings file (TOML; the one Streamlit reads)",
                                    env=("RFM_SECRETS_TOML",), file=False)
+    currency: str = _setting(
+        "GBP", "the currency of the log's amounts, as an ISO 4217 code (GBP, EUR, USD...): shown on every "
+        "money figure of the dashboard", min_length=1, max_length=8)
     duckdb_memory_limit: str | None = _setting(
         None, "DuckDB's memory limit, e.g. 4GB (DuckDB spills to disk beyond it)",
         shown_default="DuckDB's default (80% of RAM)")
@@ -168,6 +171,18 @@ class Settings(BaseSettings):
         if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
             return [item.strip() for item in value if item.strip()]
         raise ValueError("expected a list, or a comma-separated string")
+
+    @field_validator("models_dir", "demo_data", "upload_dir", "audit_log", mode="after")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        """"~/models" means the home folder's models, as in a shell (a variable or file is not one)."""
+        return value.expanduser()
+
+    @field_validator("currency", mode="after")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        """An ISO code is upper case; "gbp" in a settings file means GBP."""
+        return value.strip().upper()
 
     @field_validator("athena_columns", mode="before")
     @classmethod

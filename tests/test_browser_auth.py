@@ -185,7 +185,7 @@ def test_an_analyst_sees_the_model_controls(browser, server) -> None:  # type: i
     goto(page, "Model")
     buttons = _buttons(page)
     assert any(b.startswith("Retrain with k=") for b in buttons), buttons
-    assert "Save names" in buttons and "Rename" in buttons
+    assert "Save names and playbook" in buttons and "Rename" in buttons
     assert any(b.startswith("Retrain k=") for b in buttons)  # the fit warning's one-click retrain
     page.screenshot(path=str(ARTIFACTS / "auth-analyst-model.png"), full_page=True)
     context.close()

@@ -102,7 +102,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, server):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1400, "height": 2200}, accept_downloads=True)
+    context = browser.new_context(viewport={"width": 1440, "height": 2200}, accept_downloads=True)
     tab = context.new_page()
     tab.set_default_timeout(60_000)
     tab.goto(server["url"] + "/")
@@ -167,7 +167,7 @@ def test_every_page_renders_with_charts_and_screenshots(page, server) -> None:  
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     version = server["store"].current_version()
     # (plotly charts, Vega-Lite charts) on each page, in CHART_DRAWN's order
-    expected_charts = {"Overview": (0, 3), "Segments": (0, 3), "Model": (1, 0), "Score": (0, 0), "Export": (0, 0)}
+    expected_charts = {"Overview": (0, 3), "Segments": (0, 3), "Model": (0, 5), "Score": (0, 0), "Export": (0, 0)}
     for title in PAGES:
         if title != "Overview":
             goto(page, title)
@@ -212,13 +212,14 @@ def test_retrain_k5_save_then_rename_in_the_table(page, server) -> None:  # type
     # grid right after the double-click raced the editor's focus and lost edits now and then; filling
     # the editor once it exists did not, over 18 trials.)
     old = store.load(new[0]).segment_name(0)
-    editor = page.locator("[data-testid=stDataFrame]").filter(has=page.locator("th", has_text="default_name")).last
+    editor = page.locator("[data-testid=stDataFrame]").filter(
+        has=page.locator("th", has_text="Recommended action")).last
     editor.scroll_into_view_if_needed()
     editor.dblclick(position={"x": 120, "y": 35 + 17})  # row 0 (cluster 0), column "name"
     cell = page.locator("textarea.gdg-input")
     cell.fill("VIP Buyers")
     cell.press("Enter")
-    save = page.get_by_role("button", name="Save names")
+    save = page.get_by_role("button", name="Save names and playbook")
     expect(save).to_be_enabled(timeout=30_000)
     wait_idle(page)
     save.click()
@@ -345,3 +346,186 @@ def test_first_visit_of_a_fresh_server_shows_only_the_app_pages(browser, tmp_pat
         assert "page" not in text.lower().split(), text  # legacy entries read "overview page", ...
         assert [line for line in text.splitlines() if line in PAGES] == list(PAGES), text
     assert "Caches warm in" in (tmp_path / "streamlit.log").read_text()
+
+
+# --- issue 15: the view in the URL, returns labels, the mapping step, a 390 px phone ------------------
+
+
+HEADER = "[data-testid=stMain] [data-testid=stCaptionContainer] >> nth=0"  # the page's provenance line
+
+
+def _open(browser, url: str, width: int = 1440, height: int = 2200):  # type: ignore[no-untyped-def]
+    """A new browser session (a reload or a shared link is one) at `url`."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    tab.goto(url)
+    return context, tab
+
+
+def _query(tab) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    from urllib.parse import parse_qs, urlparse
+
+    return parse_qs(urlparse(tab.url).query)
+
+
+def _no_horizontal_overflow(tab) -> None:  # type: ignore[no-untyped-def]
+    """Nothing wider than the window: no sideways scrolling of the page."""
+    overflow = tab.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"the page is {overflow} px wider than the window"
+
+
+@pytest.mark.parametrize("path", ["overview", "segments", "model", "score", "export"])
+def test_deep_links_open_every_page(browser, server, path: str) -> None:  # type: ignore[no-untyped-def]
+    context, tab = _open(browser, f"{server['url']}/{path}")
+    try:
+        wait_for_page(tab, path.capitalize())
+        no_errors(tab)
+        assert "Page not found" not in tab.locator("body").inner_text()
+        assert tab.url.split("?")[0].rstrip("/").endswith(f"/{path}")
+    finally:
+        context.close()
+
+
+def test_a_shared_link_restores_the_view_and_a_reload_keeps_it(browser, server) -> None:  # type: ignore[no-untyped-def]
+    store: ModelStore = server["store"]
+    version = store.current_version()
+    target = store.load(version).segment_name(1)
+    url = f"{server['url']}/segments?returns=exclude&snapshot=2011-11-01&model={version}&segments={target}"
+    context, tab = _open(browser, url)
+    try:
+        wait_for_page(tab, "Segments")
+        no_errors(tab)
+        header = tab.locator(HEADER).inner_text()
+        assert "snapshot 2011-11-01" in header and "returns ignored" in header and version in header
+        chips = tab.locator("[data-testid=stMultiSelect]").first.inner_text()
+        assert target in chips
+        assert _query(tab)["segments"] == [target]
+        tab.reload()
+        wait_for_page(tab, "Segments")
+        assert tab.locator(HEADER).inner_text() == header
+        assert target in tab.locator("[data-testid=stMultiSelect]").first.inner_text()
+        tab.screenshot(path=str(ARTIFACTS / "shared-link-segments-1440.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_returns_choice_relabels_every_figure_with_one_wording(page, server) -> None:  # type: ignore[no-untyped-def]
+    sidebar = page.locator("[data-testid=stSidebar]")
+    assert "Net of returns" in sidebar.inner_text()
+    assert page.get_by_text("Revenue (net of returns)").count() == 1
+    sidebar.get_by_text("Returns ignored", exact=True).click()
+    settle(page)
+    no_errors(page)
+    body = page.locator("[data-testid=stMain]").inner_text()
+    assert "Revenue (returns ignored)" in body and "Revenue (net" not in body
+    assert "returns ignored" in page.locator(HEADER).inner_text()
+    assert "returns exclude" not in body.lower() and "ignore returns" not in body.lower()
+    assert _query(page)["returns"] == ["exclude"]
+    revenue = page.locator("[data-testid=stMetric]", has_text="Revenue").locator("[data-testid=stMetricValue]")
+    assert revenue.inner_text().startswith("£")
+    page.screenshot(path=str(ARTIFACTS / "overview-returns-ignored-1440.png"), full_page=True)
+
+
+def test_mapping_step_is_in_the_main_area(page, server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "laden-export.csv"
+    log.write_text("Kunde,Beleg,Zeitpunkt,Umsatz,Country\nA,1,2011-01-03,10.0,DE\nA,2,2011-02-01,30.0,DE\n"
+                   "B,3,2011-01-20,5.5,AT\n")
+    page.get_by_text("Local path", exact=True).click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="File, glob or folder")
+    box.fill(str(log))
+    box.press("Enter")
+    page.locator("h1", has_text="Map your columns").wait_for()
+    wait_idle(page)
+    main = page.locator("[data-testid=stMain]")
+    assert "laden-export.csv" in main.inner_text()
+    assert page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").count() == 1  # only the model's
+    selects = main.locator("[data-testid=stSelectbox]")
+    assert selects.count() == 7
+    width = selects.first.bounding_box()["width"]
+    assert width > 600, width  # full width, not a 250 px sidebar column
+    assert main.locator("[data-testid=stMetric]").count() == 0  # no demo figures meanwhile
+    assert "--map" in main.locator("[data-testid=stCode]").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "mapping-1440.png"), full_page=True)
+    for canonical, column in (("Customer id", "Kunde"), ("Invoice date", "Zeitpunkt"), ("Line amount (", "Umsatz")):
+        main.get_by_role("combobox", name=canonical).click()
+        page.get_by_role("option", name=column, exact=True).click()
+    main.get_by_role("button", name="Apply mapping").click()
+    wait_for_page(page, "Overview")
+    no_errors(page)
+    assert page.locator("[data-testid=stMetricValue]").first.inner_text() == "2"
+
+
+@pytest.mark.parametrize("title", ["Overview", "Segments", "Model", "Score", "Export"])
+def test_every_page_reads_at_390_px(browser, server, title: str) -> None:  # type: ignore[no-untyped-def]
+    context, tab = _open(browser, f"{server['url']}/{title.lower()}", width=390, height=2400)
+    try:
+        wait_for_page(tab, title)
+        no_errors(tab)
+        if title == "Score":
+            tab.get_by_role("button", name="Score").click()
+            tab.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+            wait_idle(tab)
+        for chart in range(tab.locator("[data-testid=stVegaLiteChart]").count()):
+            tab.locator("[data-testid=stVegaLiteChart]").nth(chart).locator(CHART_DRAWN["stVegaLiteChart"]).first.wait_for()
+        tab.wait_for_timeout(500)
+        _no_horizontal_overflow(tab)
+        if title == "Model":  # the sweep panels stack: one above the other, not side by side
+            boxes = [tab.locator("[data-testid=stVegaLiteChart]").nth(i).bounding_box() for i in range(5)]
+            assert len({round(b["x"]) for b in boxes}) == 1 and all(b["width"] > 300 for b in boxes)
+            assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
+        tab.screenshot(path=str(ARTIFACTS / f"{title.lower()}-390.png"), full_page=True)
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("title", ["Overview", "Segments", "Model", "Score", "Export"])
+def test_every_page_at_1440_px_fits_and_is_captured(browser, server, title: str) -> None:  # type: ignore[no-untyped-def]
+    context, tab = _open(browser, f"{server['url']}/{title.lower()}", width=1440, height=3000)
+    try:
+        wait_for_page(tab, title)
+        if title == "Score":
+            tab.get_by_role("button", name="Score").click()
+            tab.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+            wait_idle(tab)
+        for chart in range(tab.locator("[data-testid=stVegaLiteChart]").count()):
+            tab.locator("[data-testid=stVegaLiteChart]").nth(chart).locator(CHART_DRAWN["stVegaLiteChart"]).first.wait_for()
+        tab.wait_for_timeout(500)
+        no_errors(tab)
+        _no_horizontal_overflow(tab)
+        for frame in range(tab.locator("[data-testid=stDataFrame]").count()):  # every table inside the page
+            table = tab.locator("[data-testid=stDataFrame]").nth(frame)
+            box = table.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 1440
+            # ... and its columns inside the table: no sideways scrolling within it either.
+            hidden = table.locator(".dvn-scroller").first.evaluate("e => e.scrollWidth - e.clientWidth")
+            assert hidden <= 1, f"{title}: table {frame} hides {hidden} px of columns"
+        tab.screenshot(path=str(ARTIFACTS / f"{title.lower()}-1440.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_after_promoting_the_selector_says_promoted(page, server) -> None:  # type: ignore[no-untyped-def]
+    """Runs last: it changes which version is promoted on the shared server."""
+    store: ModelStore = server["store"]
+    others = [v for v in store.list_versions() if v != store.current_version()]
+    if not others:  # on its own (-k): make a version to promote
+        store.save(store.load())
+        others = [v for v in store.list_versions() if v != store.current_version()]
+    target = others[-1]
+    goto(page, "Model")
+    selector = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
+    selector.get_by_role("combobox").click()
+    page.get_by_role("option", name=target, exact=True).click()
+    settle(page)
+    page.get_by_role("button", name=f"Promote {target}").click()
+    page.get_by_text(f"Promoted {target}.").wait_for()
+    settle(page)
+    assert store.current_version() == target
+    assert selector.get_by_role("combobox").input_value() == f"{target} (promoted)"
+    selector.get_by_role("combobox").click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert [o for o in options if "(promoted)" in o] == [f"{target} (promoted)"], options
+    page.screenshot(path=str(ARTIFACTS / "model-after-promote-1440.png"))

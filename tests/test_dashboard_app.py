@@ -66,6 +66,11 @@ def _table(at: AppTest, *columns: str) -> pd.DataFrame:
     raise AssertionError(f"no table with columns {columns}")
 
 
+def _version_selector(at: AppTest):  # type: ignore[no-untyped-def]
+    """The sidebar's model version selector (its key names the promoted version, so found by label)."""
+    return next(s for s in at.sidebar.selectbox if s.label == "Active model version")
+
+
 def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
@@ -84,7 +89,7 @@ def test_every_page_renders_and_shows_data_and_model(app: AppTest, models: Model
 
 def test_overview_kpis_match_the_rfm_table(app: AppTest, demo_table: pd.DataFrame) -> None:
     assert _metric(app, "Customers") == f"{len(demo_table):,}"
-    assert _metric(app, "Revenue (net)") == f"{demo_table['monetary'].sum():,.0f}"
+    assert _metric(app, "Revenue (net of returns)") == f"£{demo_table['monetary'].sum():,.0f}"
     assert _metric(app, "Orders") == f"{demo_table['frequency'].sum():,}"
     assert _metric(app, "Snapshot date").startswith("2011-")
     assert _metric(app, "Period").endswith("months")
@@ -106,7 +111,7 @@ def test_retrain_with_k5_and_save_creates_a_version(app: AppTest, models: ModelS
     assert len(new) == 1
     assert models.load(new[0]).k == 5
     assert models.current_version() == new[0]
-    assert app.sidebar.selectbox(key="model_version").value == new[0]
+    assert _version_selector(app).value == new[0]
     assert any(new[0] in s.value for s in app.success)
     versions = _table(app, "version", "promoted", "silhouette")
     assert set(versions["version"]) == set(after)
@@ -116,7 +121,7 @@ def test_renaming_a_cluster_changes_the_name_on_segments(app: AppTest, models: M
     version = str(models.current_version())
     _goto(app, "pages/segments_page.py")
     old_name = models.load(version).segment_name(0)
-    assert old_name in set(_table(app, "segment", "customer_share", "description")["segment"])
+    assert old_name in set(_table(app, "segment", "customer_share")["segment"])
 
     _goto(app, "pages/model_page.py")
     app.selectbox(key="rename_cluster").set_value(0)
@@ -126,7 +131,7 @@ def test_renaming_a_cluster_changes_the_name_on_segments(app: AppTest, models: M
     assert models.load(version).segment_name(0) == "VIP Buyers"
 
     _goto(app, "pages/segments_page.py")
-    names = set(_table(app, "segment", "customer_share", "description")["segment"])
+    names = set(_table(app, "segment", "customer_share")["segment"])
     assert "VIP Buyers" in names and old_name not in names
     assert "VIP Buyers" in app.multiselect(key="seg_filter").options
 
@@ -238,7 +243,7 @@ def test_unrecognised_headers_get_a_mapping_step(app: AppTest, tmp_path: Path) -
     _ok(app)
     assert not any("not all recognised" in w.value for w in app.warning)
     assert _metric(app, "Customers") == "3"
-    assert _metric(app, "Revenue (net)") == "54"
+    assert _metric(app, "Revenue (net of returns)") == "£54"
     assert _metric(app, "Orders") == "4"
 
 
@@ -250,7 +255,7 @@ def test_returns_policy_and_snapshot_change_the_table(app: AppTest, demo_parquet
     app.sidebar.radio(key="returns").set_value("exclude").run()
     _ok(app)
     excluded = compute_rfm([demo_parquet], options=RfmOptions(returns="exclude")).table
-    assert _metric(app, "Revenue (net)") == f"{excluded['monetary'].sum():,.0f}"
+    assert _metric(app, "Revenue (returns ignored)") == f"£{excluded['monetary'].sum():,.0f}"
 
     app.sidebar.toggle(key="custom_snapshot").set_value(True).run()
     app.sidebar.date_input(key="snapshot_date").set_value(date(2011, 6, 1)).run()
@@ -465,3 +470,290 @@ def test_local_mode_says_so_and_records_as_local(app: AppTest, models: ModelStor
     _ok(app)
     [event] = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert event["who"] == "local" and event["what"] == "retrain" and event["version"] in models.list_versions()
+
+
+# --- issue 15: numbers a marketer can trust ---------------------------------------------------------
+
+
+def _fresh(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, params: dict[str, object]) -> AppTest:
+    """A new session (as a reload or a shared link makes one) opened at the root with these URL parameters."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params.update(params)
+    at.run()
+    return at
+
+
+def test_restore_seeds_the_widgets_of_the_page_a_link_opens() -> None:
+    from datetime import date
+
+    from rfm.dashboard import urlstate
+
+    state: dict[str, object] = {}
+    urlstate.restore({"source": ["path"], "path": ["data/a.csv"], "returns": ["exclude"], "snapshot": ["2011-11-01"],
+                      "model": ["V1"], "segments": ["Champions", "At-Risk"], "axis": ["frequency"],
+                      "min_spend": ["50"]}, state, "segments")
+    assert state["source_kind"] == "Local path" and state["local_path"] == "data/a.csv"
+    assert state["returns"] == "exclude" and state["custom_snapshot"] is True
+    assert state["snapshot_date"] == date(2011, 11, 1) and state["model_version"] == "V1"
+    assert state["seg_filter"] == ["Champions", "At-Risk"] and state["seg_axis"] == "frequency"
+    assert "export_min_monetary" not in state  # the Export page's parameter, not this page's
+    again = dict(state)
+    urlstate.restore({"returns": ["net"]}, state, "segments")  # once per session: later runs keep the widgets
+    assert state == again
+    bad: dict[str, object] = {}
+    urlstate.restore({"snapshot": ["not-a-date"], "returns": ["gross"], "max_recency": ["x"]}, bad, "export")
+    assert set(bad) == {urlstate.RESTORED}  # a malformed link falls back to the defaults
+
+
+def test_the_view_goes_into_the_url_and_a_new_session_restores_it(app: AppTest, models: ModelStore,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    from datetime import date
+
+    app.sidebar.radio(key="returns").set_value("exclude").run()
+    app.sidebar.toggle(key="custom_snapshot").set_value(True).run()
+    app.sidebar.date_input(key="snapshot_date").set_value(date(2011, 11, 1)).run()
+    _goto(app, "pages/segments_page.py")
+    target = models.load().segment_name(1)
+    app.multiselect(key="seg_filter").set_value([target]).run()
+    _ok(app)
+    params = dict(app.query_params)
+    assert params["returns"] == "exclude" and params["snapshot"] == "2011-11-01"
+    assert params["model"] == models.current_version() and params["segments"] == target
+    assert params["source"] == "demo"
+
+    # A shared link (a new session, the same parameters) shows the same view. AppTest cannot open a
+    # page's own URL first (the browser test does, with the page filters): here the link lands on the
+    # root, which forwards to the Overview with the parameters.
+    shared = _fresh(monkeypatch, tmp_path, params)
+    _ok(shared)
+    assert shared.title[0].value == "Overview"
+    assert shared.sidebar.radio(key="returns").value == "exclude"
+    assert shared.sidebar.date_input(key="snapshot_date").value == date(2011, 11, 1)
+    assert _version_selector(shared).value == params["model"]
+    header = app.caption[0].value
+    assert shared.caption[0].value == header  # the same data, snapshot, returns and model
+
+    # Another page's filters are not carried: the Export page's parameters are its own.
+    _goto(app, "pages/export_page.py")
+    assert dict(app.query_params).get("segments") == models.load().segment_name(0)
+
+
+def test_a_link_from_an_upload_says_uploads_are_not_in_links(monkeypatch: pytest.MonkeyPatch, app: AppTest,
+                                                             tmp_path: Path) -> None:
+    shared = _fresh(monkeypatch, tmp_path, {"source": "upload"})
+    assert not shared.exception
+    assert shared.title[0].value == "Upload a file"
+    assert any("uploads are not part of a link" in i.value for i in shared.info)
+    assert not shared.metric  # no figures of the demo data in the meantime
+
+
+def test_upload_without_a_file_shows_the_hint_not_the_demo_data(app: AppTest) -> None:
+    app.sidebar.radio(key="source_kind").set_value("Upload a file").run()
+    assert not app.exception and not app.error
+    assert app.title[0].value == "Upload a file"
+    assert any("Browse files" in i.value for i in app.info)
+    assert not app.metric and not app.dataframe
+
+
+def test_mapping_step_is_in_the_main_area_with_the_map_arguments(app: AppTest, tmp_path: Path) -> None:
+    log = tmp_path / "laden-export.csv"
+    pd.DataFrame({"Kunde": ["A", "B"], "Beleg": ["1", "2"], "Zeitpunkt": ["2011-01-03", "2011-02-01"],
+                  "Umsatz": [10.0, 5.5], "Country": ["DE", "AT"]}).to_csv(log, index=False)
+    app.sidebar.radio(key="source_kind").set_value("Local path").run()
+    app.sidebar.text_input(key="local_path").input(str(log)).run()
+    assert app.title[0].value == "Map your columns" and not app.metric  # no demo figures meanwhile
+    assert not app.sidebar.selectbox or all(not s.key or not s.key.startswith("map_") for s in app.sidebar.selectbox)
+    assert app.selectbox(key="map_country").value == "Country"  # the guess is preselected
+    assert app.selectbox(key="map_customer_id").value == "(none)"
+    assert list(app.dataframe[0].value.columns) == ["Kunde", "Beleg", "Zeitpunkt", "Umsatz", "Country"]
+    assert "laden-export.csv" in app.warning[0].value and str(tmp_path) not in app.warning[0].value
+    assert not any("--map" in c.value for c in app.caption)  # the selectors are the way, not a CLI flag
+    app.selectbox(key="map_customer_id").set_value("Kunde")
+    app.selectbox(key="map_invoice_date").set_value("Zeitpunkt")
+    app.selectbox(key="map_amount").set_value("Umsatz").run()
+    assert app.code[0].value == ("--map customer_id=Kunde --map invoice_date=Zeitpunkt --map amount=Umsatz "
+                                 "--map country=Country")  # follows the choices as they are made
+    next(b for b in app.button if b.label == "Apply mapping").click().run()
+    _ok(app)
+    assert app.title[0].value == "Overview" and _metric(app, "Customers") == "2"
+
+
+def test_map_arguments_are_shell_ready() -> None:
+    from rfm.dashboard.sidebar import map_args
+    from rfm.data.columns import parse_map_args
+
+    text = map_args({"customer_id": "Customer ID", "amount": "Umsatz"})
+    assert text == "--map 'customer_id=Customer ID' --map amount=Umsatz"
+    import shlex
+
+    words = shlex.split(text)
+    assert parse_map_args(words[1::2]) == {"customer_id": "Customer ID", "amount": "Umsatz"}
+
+
+def _markdown_rows(at: AppTest, header: str) -> list[list[str]]:
+    """The body rows of the Markdown table whose header line starts with `header`."""
+    text = next(m.value for m in at.markdown if m.value.startswith(header))
+    return [[cell.strip().strip("*") for cell in line.strip("|").split(" | ")] for line in text.splitlines()[2:]]
+
+
+def _money(text: str) -> float:
+    return float(text.replace("−", "-").replace("£", "").replace(",", ""))
+
+
+def test_data_panel_reconciles_the_raw_revenue_with_the_figure_shown(app: AppTest, demo_parquet: Path) -> None:
+    import duckdb
+
+    raw = duckdb.connect().execute(f"SELECT count(*), sum(Quantity * UnitPrice) FROM '{demo_parquet}'").fetchone()
+    assert raw is not None
+    steps = _markdown_rows(app, "| Step | Lines | Revenue |")
+    assert steps[0] == ["revenue of every line read", f"{raw[0]:,}", f"£{raw[1]:,.2f}"]
+    assert steps[-1][0] == "revenue shown"
+    shown = _money(steps[-1][2])
+    assert sum(_money(row[2]) for row in steps[:-1]) == pytest.approx(shown, abs=0.005 * len(steps))
+    assert not any("not explained" in row[0] for row in steps)  # every step measured, none a residual
+    customers = int(_metric(app, "Customers").replace(",", ""))
+    assert steps[-2][0].startswith("rounding") and abs(_money(steps[-2][2])) <= 0.005 * customers
+    assert _metric(app, "Revenue (net of returns)") == f"£{shown:,.0f}"
+    report = _markdown_rows(app, "| Step | Value |")
+    assert report[0] == ["Rows read", f"{raw[0]:,}"]
+    no_customer = next(row for row in report if row[0].startswith("Dropped: no customer id"))
+    assert no_customer[1] == next(row[1] for row in steps if row[0] == "dropped: no customer id")
+    assert any(b.label == "Download the reconciliation (CSV)" for b in app.get("download_button"))
+
+
+def test_snapshot_defaults_to_the_day_after_the_data_and_a_date_outside_is_flagged(app: AppTest) -> None:
+    from datetime import date, timedelta
+
+    auto = _metric(app, "Snapshot date")
+    app.sidebar.toggle(key="custom_snapshot").set_value(True).run()
+    _ok(app)
+    assert app.sidebar.date_input(key="snapshot_date").value.isoformat() == auto  # same figures as automatic
+    assert _metric(app, "Snapshot date") == auto and not any("Snapshot" in w.value for w in app.warning)
+    later = date.fromisoformat(auto) + timedelta(days=400)
+    app.sidebar.date_input(key="snapshot_date").set_value(later).run()
+    flagged = [w.value for w in app.warning if "after the data ends" in w.value]
+    assert len(flagged) == 2  # in the sidebar and under the page title
+    assert "every recency grows by 400 days" in flagged[0]
+    app.sidebar.date_input(key="snapshot_date").set_value(date(2001, 1, 1)).run()
+    assert any("on or before the data's first day" in w.value for w in app.warning)
+
+
+def test_currency_setting_is_on_every_money_figure(models: ModelStore, demo_parquet: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RFM_DEMO_DATA", str(demo_parquet))
+    monkeypatch.delenv("RFM_DATA", raising=False)
+    monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RFM_UPLOAD_DIR", str(tmp_path / "up"))
+    monkeypatch.setenv("RFM_CURRENCY", "eur")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    _ok(at)
+    assert _metric(at, "Revenue (net of returns)").startswith("€")
+    assert "amounts in EUR" in at.caption[0].value
+    _goto(at, "pages/export_page.py")
+    assert at.number_input(key="export_min_monetary").label == "Minimum spend in EUR (optional)"
+
+
+def test_promoting_shows_promoted_in_the_version_selector(app: AppTest, models: ModelStore) -> None:
+    _goto(app, "pages/model_page.py")
+    app.slider(key="model_k").set_value(3).run()
+    app.button(key="model_retrain").click().run()
+    app.button(key="candidate_save").click().run()
+    _ok(app)
+    new = _version_selector(app).value
+    assert new != models.current_version()
+    app.button(key="model_promote").click().run()
+    _ok(app)
+    selector = _version_selector(app)
+    assert models.current_version() == new
+    assert f"{new} (promoted)" in selector.options
+    assert sum("(promoted)" in o for o in selector.options) == 1
+    old = next(v for v in models.list_versions() if v != new)
+    _version_selector(app).set_value(old).run()  # picking a version in the selector makes it the active one
+    _ok(app)
+    assert f"model **{old}**" in app.caption[0].value and app.session_state["model_version"] == old
+
+
+def test_athena_button_with_empty_fields_says_what_is_missing(app: AppTest) -> None:
+    app.sidebar.radio(key="source_kind").set_value("Athena").run()
+    app.sidebar.text_input(key="athena_database").input("").run()
+    app.sidebar.button(key="athena_run").click().run()
+    assert not app.exception
+    assert any("Fill in database and table" in e.value for e in app.error)
+
+
+def test_score_form_refuses_zero_orders(app: AppTest) -> None:
+    from rfm.service import insights
+
+    _goto(app, "pages/score_page.py")
+    assert app.number_input(key="score_frequency").min == 1
+    assert insights.customer_problem(10, 0, 5000) is not None
+    assert insights.customer_problem(10, 1, 5000) is None
+
+
+def test_export_file_names_stay_short() -> None:
+    from rfm.dashboard.views import export_file_name
+
+    every = ["Champions", "Loyal Customers", "At-Risk", "Hibernating", "No Net Revenue"]
+    assert export_file_name(every, every, "20261127-084202-k4") == "customers-all-segments-20261127-084202-k4.csv"
+    assert export_file_name(every[:3], every) == "customers-3-segments.csv"
+    assert export_file_name(["At-Risk"], every) == "customers-at-risk.csv"
+    assert len(export_file_name(["x" * 90], every)) < 60
+
+
+def test_a_home_folder_tilde_is_expanded_in_the_data_and_path_settings(models: ModelStore, demo_parquet: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    from rfm.config import load_settings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(demo_parquet, home / "shop-log.parquet")
+    monkeypatch.setenv("HOME", str(home))
+    assert load_settings({"models_dir": "~/models"}).models_dir == home / "models"
+    monkeypatch.setenv("RFM_DATA", "~/shop-log.parquet")
+    monkeypatch.setenv("RFM_SECRETS_TOML", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("RFM_UPLOAD_DIR", str(tmp_path / "up"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Data: **shop-log.parquet**" in at.caption[0].value
+
+
+def test_snapshot_warning_only_outside_the_data() -> None:
+    from datetime import date
+
+    from rfm.dashboard.sidebar import snapshot_warning
+
+    first, last = date(2010, 12, 1), date(2011, 12, 9)
+    assert snapshot_warning(date(2011, 12, 10), first, last) is None  # the default: the day after the end
+    assert snapshot_warning(date(2011, 6, 1), first, last) is None  # a look back inside the data
+    assert "on or before the data's first day" in str(snapshot_warning(first, first, last))
+    assert "1 day after the data ends (2011-12-09): every recency grows by 1 day." in str(
+        snapshot_warning(date(2011, 12, 11), first, last))
+    assert snapshot_warning(date(2030, 1, 1), None, None) is None  # no range known: nothing to flag
+
+
+def test_a_folder_holding_one_log_twice_is_counted_once_and_said(app: AppTest, tmp_path: Path) -> None:
+    """The same log as CSV and Parquet in one folder: the revenue is the single file's, and the data
+    panel names the repeated file (issue 15)."""
+    from tests.helpers import line, write_log
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    rows = [line(f"5{i:05d}", 1 + i % 5, f"2011-0{1 + i % 9}-1{i % 9} 10:00:00", 2.5 + i % 7, 12000 + i % 40)
+            for i in range(300)]
+    csv = write_log(folder / "sales.csv", rows)
+    pd.read_csv(csv, parse_dates=["InvoiceDate"]).to_parquet(folder / "sales.parquet")
+    app.sidebar.radio(key="source_kind").set_value("Local path").run()
+    app.sidebar.text_input(key="local_path").input(str(csv)).run()
+    _ok(app)
+    single = _metric(app, "Revenue (net of returns)")
+    app.sidebar.text_input(key="local_path").input(str(folder)).run()
+    _ok(app)
+    assert _metric(app, "Revenue (net of returns)") == single
+    notes = [w.value for w in app.warning if "repeats every line" in w.value]
+    assert notes == ["sales.parquet repeats every line of sales.csv: its lines were counted once, as duplicates"]
+    steps = _markdown_rows(app, "| Step | Lines | Revenue |")
+    assert sum(_money(row[2]) for row in steps[:-1]) == pytest.approx(_money(steps[-1][2]), abs=0.01 * len(steps))

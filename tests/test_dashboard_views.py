@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rfm import segments as rf_segments
 from rfm.dashboard import charts, views
 from rfm.errors import ModelError
 from rfm.model import ModelStore, revenue_concentration, train_model
@@ -94,13 +95,88 @@ def test_service_rename_is_all_or_nothing_and_takes_names_or_ids(tmp_path: Path,
     assert not list(tmp_path.glob(".tmp-*")) and "__renaming" not in (tmp_path / version / "metadata.json").read_text()
 
 
-def test_colors_follow_cluster_ids_through_renames(model) -> None:  # type: ignore[no-untyped-def]
+def test_a_colour_belongs_to_a_name_across_versions_and_spellings(model) -> None:  # type: ignore[no-untyped-def]
     before = charts.segment_colors(model)
+    assert len(set(before.values())) == len(before)  # every segment of a model told apart
+    assert before["Champions"] == charts.NAME_COLORS["champions"]
+    # "At-Risk" (k=4 default) and "At Risk" (the grid's name, other k) are one name, one colour.
+    assert charts.name_color("At-Risk") == charts.name_color("at risk") == charts.GRID_COLORS["at risk"]
+    # A renamed segment takes its new name's colour, and that name has the same colour in any model.
     renamed = model.renamed(1, "Regulars")
-    after = charts.segment_colors(renamed)
-    assert after["Regulars"] == before[model.segment_name(1)]
-    assert len(set(before.values())) == len(before)
+    assert charts.segment_colors(renamed)["Regulars"] == charts.name_color("Regulars")
+    other = model.renamed(2, "Regulars").renamed(1, "Someone Else")
+    assert charts.segment_colors(other)["Regulars"] == charts.segment_colors(renamed)["Regulars"]
     assert charts.segment_order(renamed)[1] == "Regulars"
+
+
+def test_spend_tiers_of_one_name_get_shades_of_its_colour() -> None:
+    colors = charts.name_colors(["At Risk (High Spend)", "At Risk (Low Spend)", "Champions"])
+    assert colors["At Risk (High Spend)"] == charts.NAME_COLORS["atrisk"]
+    assert colors["At Risk (Low Spend)"] not in (colors["At Risk (High Spend)"], colors["Champions"])
+
+
+def test_grid_labels_never_split_a_word(demo_table: pd.DataFrame) -> None:
+    spec = charts.vega_lite_spec(charts.rf_grid_chart(insights.grid_frame(demo_table)))
+    cells = next(iter(spec["datasets"].values()))
+    words = {w for name in rf_segments.SEGMENTS for w in charts.grid_label(name).replace("\n", " ").split()}
+    for cell in cells:
+        lines = cell["label"].split("\n")
+        assert all(line in words or line.startswith("(") or " " in line for line in lines), lines
+    assert charts.grid_label("hibernating") == "Hibernating"
+    assert charts.grid_label("potential loyalists") == "Potential\nLoyalists"
+
+
+def test_every_sweep_panel_marks_recommended_and_selected_k() -> None:
+    metrics = pd.DataFrame({"k": range(2, 11), "inertia": range(90, 0, -10), "silhouette": [0.3] * 9,
+                            "davies_bouldin": [0.8, 0.9, 1.4, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+                            "calinski_harabasz": [100.0] * 9, "smallest_cluster_share": [0.1] * 9})
+    for column, _, y_title in charts.SWEEP_PANELS:
+        spec = charts.vega_lite_spec(charts.sweep_panel(metrics, column, 4, 7))
+        texts = [layer["mark"].get("color") for layer in spec["layer"] if layer["mark"]["type"] == "text"]
+        labels = [d["label"] for data in spec["datasets"].values() for d in data if "label" in d]
+        assert "recommended k=4" in labels and "selected k=7" in labels, column
+        assert texts == [charts.RECOMMENDED_COLOR, charts.SELECTED_COLOR]
+        rule = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "rule")
+        assert rule["encoding"]["x"]["field"] == "k"  # a vertical rule at k, not a point on the curve
+        line = spec["layer"][0]
+        assert line["encoding"]["x"]["title"] == "k (number of segments)"
+        assert line["encoding"]["y"]["title"] == y_title
+    same = charts.vega_lite_spec(charts.sweep_panel(metrics, "silhouette", 4, 4))
+    assert [d["label"] for data in same["datasets"].values() for d in data if "label" in d] == [
+        "recommended = selected k=4"]
+
+
+def test_heatmap_colour_scale_is_fixed_to_the_unfiltered_range(demo_table: pd.DataFrame) -> None:
+    full = insights.rf_heatmap_data(demo_table)[0]
+    domain = charts.heatmap_domain(full)
+    assert domain == (pytest.approx(float(full.min().min())), pytest.approx(float(full.max().max())))
+    some = demo_table.loc[demo_table["r_score"] >= 4]
+    spec = charts.vega_lite_spec(charts.rf_heatmap(*insights.rf_heatmap_data(some), currency="EUR", domain=domain))
+    scale = spec["layer"][0]["encoding"]["color"]["scale"]
+    assert scale["domain"] == [pytest.approx(domain[0]), pytest.approx(domain[1])]
+    cells = next(iter(spec["datasets"].values()))
+    assert any("€" in c["label"] for c in cells)
+
+
+def test_share_chart_has_no_grey_legend_and_negative_labels_sit_left(model) -> None:  # type: ignore[no-untyped-def]
+    summary = pd.DataFrame({"segment": ["A", "B"], "customer_share": [0.6, 0.4], "revenue_share": [1.1, -0.1]})
+    spec = charts.vega_lite_spec(charts.segment_share_chart(summary, {"A": "#111111", "B": "#222222"}))
+    bars, right, left = spec["layer"]
+    assert bars["encoding"]["opacity"]["legend"] is None and bars["encoding"]["color"]["legend"] is None
+    assert "light bar" in spec["title"]["subtitle"]
+    assert right["mark"]["align"] == "left" and left["mark"]["align"] == "right"
+    assert left["transform"][0]["filter"] == "datum.negative" and right["transform"][0]["filter"] == "!datum.negative"
+    labels = next(iter(spec["datasets"].values()))
+    assert {d["label"] for d in labels} == {"60.0%", "40.0%", "110.0%", "−10.0%"}
+
+
+def test_position_chart_ticks_only_powers_of_ten(model) -> None:  # type: ignore[no-untyped-def]
+    position = insights.customer_position(model, 15, 12, 540.0)
+    fig = charts.position_chart(position, {"recency": 15, "frequency": 12, "monetary": 540.0},
+                                charts.segment_colors(model), "GBP")
+    for axis in ("xaxis", "xaxis2", "xaxis3"):
+        assert fig.layout[axis].type == "log" and fig.layout[axis].dtick == 1
+    assert "£" in fig.layout.annotations[2].text
 
 
 def test_pareto_marks_the_top20_share(demo_table: pd.DataFrame) -> None:
@@ -155,9 +231,13 @@ def test_save_upload_is_content_addressed(tmp_path: Path) -> None:
     assert c.is_file() and not a.exists()  # one upload per session folder: the new one replaces it
 
 
-def test_segment_description() -> None:
-    assert insights.segment_description("Champions") == insights.MODEL_SEGMENT_DESCRIPTIONS["champions"]
+def test_segment_description_comes_from_the_playbook() -> None:
+    from rfm.model.profiles import DEFAULT_PLAYBOOK
+
+    assert insights.segment_description("Champions") == DEFAULT_PLAYBOOK["champions"].description
     assert "reactivate" in insights.segment_description("About To Sleep (High Spend)")
+    # A renamed segment keeps the description of the cluster's default name instead of a blank one.
+    assert insights.segment_description("VIP", default_name="Champions") == DEFAULT_PLAYBOOK["champions"].description
     text = insights.segment_description("Whatever", {"recency": 10, "frequency": 2.5, "monetary": 1234})
     assert "10 days" in text and "1,234" in text
 
@@ -177,6 +257,7 @@ def test_heatmap_chart_labels_every_cell(demo_table: pd.DataFrame) -> None:
     assert r5f5["customers"] == counts.loc[5, 5]
     assert r5f5["mean_monetary"] == pytest.approx(mean.loc[5, 5])
     assert r5f5["label"].startswith(f"{counts.loc[5, 5]:,} cust.")
+    assert "£" in r5f5["label"]
 
 
 def test_scatter_samples_large_tables_and_keeps_segment_colours(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
@@ -190,3 +271,38 @@ def test_scatter_samples_large_tables_and_keeps_segment_colours(demo_table: pd.D
     scale = full.to_dict()["encoding"]["color"]["scale"]
     assert scale["range"] == [colors[n] for n in scale["domain"]]
     assert (full.data["plotted"] > 0).all()  # log axis: recency 0 is drawn at 0.5
+
+
+def test_reconciliation_names_every_step_from_raw_lines_to_the_revenue_shown(tmp_path: Path) -> None:
+    from tests.helpers import line, write_log
+
+    log = write_log(tmp_path / "log.csv", [
+        line("1", 2, "2011-01-03 10:00", 10.0, 1),    # 20.00, kept
+        line("1", 2, "2011-01-03 10:00", 10.0, 1),    # the same line again: a duplicate (20.00)
+        line("2", 1, "2011-01-05 10:00", 7.5, None),  # no customer (7.50)
+        line("C3", -1, "2011-01-09 10:00", 10.0, 1),  # a return of customer 1 (-10.00)
+        line("C4", -1, "2011-01-10 10:00", 4.0, 2),   # a return of a customer who never bought (-4.00)
+        line("5", 3, "2011-03-01 10:00", 1.0, 3),     # 3.00, after the custom snapshot below
+        line("6", 1, "2011-01-20 10:00", 0.0, 3),     # zero price (0.00)
+    ])
+    net = datasets.load_dataset(datasets.file_request([log]), with_cleaning_report=True)
+    steps = {s.step: (s.lines, s.revenue) for s in net.reconciliation.steps}  # type: ignore[union-attr]
+    assert net.reconciliation.raw_lines == 7 and net.reconciliation.raw_revenue == pytest.approx(36.5)  # type: ignore[union-attr]
+    assert steps["dropped: no customer id"] == (1, pytest.approx(-7.5))
+    assert steps["dropped: exact duplicate of another line"] == (1, pytest.approx(-20.0))
+    assert steps["dropped: zero or negative price (zero amount)"] == (1, 0.0)
+    assert steps["returns of customers with no purchase before the snapshot"] == (1, pytest.approx(4.0))
+    assert steps["rounding each customer's spend to cents"] == (None, 0.0)
+    assert net.reconciliation.shown == pytest.approx(13.0) == net.customers["monetary"].sum()  # type: ignore[union-attr]
+
+    early = datasets.load_dataset(datasets.file_request([log], snapshot=date(2011, 2, 1), returns="exclude"),
+                                  with_cleaning_report=True)
+    rec = early.reconciliation
+    assert rec is not None
+    steps = {s.step: (s.lines, s.revenue) for s in rec.steps}
+    assert steps["returns ignored (the returns choice)"][1] == pytest.approx(14.0)
+    dropped_late = sum(s.revenue for s in rec.steps if "snapshot" in s.step or "dated after" in s.step)
+    assert dropped_late == pytest.approx(-3.0)  # the March line, under whichever step drops it, once
+    assert rec.raw_revenue + sum(s.revenue for s in rec.steps) == pytest.approx(rec.shown) == 20.0
+    assert "not explained" not in " ".join(steps)
+    assert rec.csv().decode().splitlines()[0] == "step,lines,revenue"

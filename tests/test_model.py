@@ -99,8 +99,8 @@ def test_k4_segments_are_named_sensibly(retail: RfmResult, retail_k4) -> None:
     assert means["monetary"].idxmin() == "Hibernating"
     assert means["frequency"].idxmin() == "Hibernating"
     assert means["recency"].idxmax() == "Hibernating"
-    # At-Risk last bought longer ago than Loyal Customers.
-    assert means.loc["At-Risk", "recency"] > means.loc["Loyal Customers", "recency"]
+    # At Risk last bought longer ago than Loyal Customers.
+    assert means.loc["At Risk", "recency"] > means.loc["Loyal Customers", "recency"]
 
 
 @pytest.mark.realdata

@@ -68,7 +68,7 @@ def test_shipped_metadata_round_trips_byte_for_byte() -> None:
     assert meta.data_label == "demo data" and meta.snapshot == date(2011, 12, 10)
     assert isinstance(meta.rows, RowCounts) and meta.rows.trained_customers == 1372
     assert isinstance(meta.metrics, ModelMetrics) and meta.metrics.silhouette_sample == 1372
-    assert [c.name for c in meta.clusters] == ["Champions", "Loyal Customers", "At-Risk", "Hibernating"]
+    assert [c.name for c in meta.clusters] == ["Champions", "Loyal Customers", "At Risk", "Hibernating"]
     assert meta.predictor is not None and len(meta.predictor.centers) == meta.k == 4
     model = ModelStore(REPO / "models").load()
     assert model.metadata == meta and dumps(model.metadata.to_json_dict()) == text

@@ -201,8 +201,10 @@ def _segmentation(args: argparse.Namespace) -> Segmentation:
     from rfm.service import models, segmentation
 
     settings = settings_from_args(args)
-    model = models.load(model_store(settings), args.model)
-    result = segmentation.apply(load_dataset(args, settings), model)
+    store = model_store(settings)
+    model = models.load(store, args.model)
+    # The analysts' playbook (descriptions and actions) from the store, as the dashboard's export has it.
+    result = segmentation.apply(load_dataset(args, settings), model, segmentation.load_playbook(store.root))
     warn(result.warning)
     return result
 

@@ -1,15 +1,14 @@
 """Figure builders for the dashboard: pure functions of DataFrames, no Streamlit.
 
-Segment colours are fixed by cluster id (the model orders ids by value: 0 = most valuable), not by
-name, so renaming a segment keeps its colour and every page paints a segment the same way. The R x F
-grid's named cells have their own fixed palette.
+Segment colours belong to names (`NAME_COLORS`, looked up by `segment_key`): a segment has the same
+colour in every model version and on the R x F grid, and every page paints it the same way.
 """
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import altair as alt
 import numpy as np
@@ -17,37 +16,85 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rfm.dashboard.format import count, currency_prefix, money, percent
 from rfm.segments import SEGMENTS
+from rfm.service.segmentation import segment_key
+
+NOT_SEGMENTED = "No Net Revenue"  # rfm.model.NOT_SEGMENTED_NAME, without importing the model package here
 
 if TYPE_CHECKING:
     from rfm.model import SegmentModel
 
-# Most valuable first: green, blue, amber, orange-red, then distinct hues; grey for "No Net Revenue".
-CLUSTER_PALETTE: tuple[str, ...] = ("#2a9d8f", "#3d6fb6", "#e9a23b", "#d1495b", "#8e6bbf", "#6aaa3a",
-                                    "#c2663a", "#4fb3d9", "#b5547f", "#7d8c3c", "#5c6bc0", "#a1887f")
+# A colour belongs to a segment name (by `segment_key`, so "At-Risk" and "At Risk" match), the same in
+# every model version and on the R x F grid: Champions are teal wherever they appear.
+NAME_COLORS: dict[str, str] = {
+    "champions": "#2a9d8f",
+    "loyal": "#3d6fb6",
+    "loyalcustomers": "#3d6fb6",
+    "potentialloyalists": "#6aaa3a",
+    "newcustomers": "#4fb3d9",
+    "promising": "#8e6bbf",
+    "needattention": "#e9c46a",
+    "abouttosleep": "#b5547f",
+    "atrisk": "#e9a23b",
+    "cantlose": "#b5179e",
+    "hibernating": "#d1495b",
+}
+# Names the table does not know take a colour from here, chosen by a hash of the name (stable).
+EXTRA_PALETTE: tuple[str, ...] = ("#5c6bc0", "#a1887f", "#7d8c3c", "#c2663a", "#00897b", "#6d4c41",
+                                  "#9e9d24", "#ad1457", "#0277bd", "#ef6c00", "#558b2f", "#4527a0")
 NOT_SEGMENTED_COLOR = "#a8a8a8"
-GRID_COLORS: dict[str, str] = dict(zip(SEGMENTS, (
-    "#9aa5b1",  # hibernating
-    "#e76f51",  # at risk
-    "#b5179e",  # can't lose
-    "#f4a261",  # about to sleep
-    "#e9c46a",  # need attention
-    "#3d6fb6",  # loyal
-    "#8ecae6",  # promising
-    "#90be6d",  # new customers
-    "#43aa8b",  # potential loyalists
-    "#2a9d8f",  # champions
-), strict=True))
+GRID_COLORS: dict[str, str] = {name: NAME_COLORS[segment_key(name)] for name in SEGMENTS}
 FONT = "Source Sans Pro, sans-serif"
 _LAYOUT: dict[str, object] = {"template": "plotly_white", "font": {"family": FONT, "size": 13},
                            "margin": {"l": 10, "r": 10, "t": 50, "b": 10}}
 
 
+def name_color(name: str) -> str:
+    """The colour of a segment name: its own for a known name, else one picked by a hash of the name
+    (never Python's salted hash(): the same name gets the same colour in every process)."""
+    import hashlib
+
+    key = segment_key(name)
+    if key in NAME_COLORS:
+        return NAME_COLORS[key]
+    if key == segment_key(NOT_SEGMENTED):
+        return NOT_SEGMENTED_COLOR
+    digest = int(hashlib.sha256(key.encode()).hexdigest(), 16)
+    return EXTRA_PALETTE[digest % len(EXTRA_PALETTE)]
+
+
+def name_colors(names: Sequence[str]) -> dict[str, str]:
+    """Colours of a model's segment names (given most valuable first): each name's own colour, and
+    names that share one told apart by lighter shades of it. Who keeps the full colour does not depend
+    on the model's order: a known name first, then by `segment_key`, so "Regulars" keeps its colour
+    beside any other name that hashes onto it; spend tiers of one name ("At Risk (High Spend)",
+    "(Low Spend)") share a key and are shaded in the given (value) order."""
+    position = {name: i for i, name in enumerate(names)}
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name_color(name), []).append(name)
+    colors: dict[str, str] = {}
+    for base, members in groups.items():
+        members.sort(key=lambda n: (segment_key(n) not in NAME_COLORS, segment_key(n), position[n]))
+        for shade, name in enumerate(members):
+            colors[name] = base if shade == 0 else _lighter(base, min(0.3 * shade, 0.75))
+    return {name: colors[name] for name in names}
+
+
+def _lighter(color: str, amount: float) -> str:
+    """`color` mixed with white (amount 0..1)."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
 def segment_colors(model: SegmentModel) -> dict[str, str]:
-    """Segment name -> colour for a model, by cluster id (stable under renaming)."""
+    """Segment name -> colour for a model: the colour belongs to the name (`name_colors`), so a
+    segment keeps its colour across versions, and a renamed one takes its new name's colour."""
     from rfm.model import NOT_SEGMENTED_NAME
 
-    colors = {c.name: CLUSTER_PALETTE[c.id % len(CLUSTER_PALETTE)] for c in model.clusters}
+    ordered = [c.name for c in sorted(model.clusters, key=lambda c: c.id)]
+    colors = name_colors(ordered)
     colors[NOT_SEGMENTED_NAME] = NOT_SEGMENTED_COLOR
     return colors
 
@@ -71,6 +118,10 @@ def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt
     """Each segment's share of customers beside its share of revenue: two bars a segment, best
     segment on top, the customer bar light and the revenue bar solid in the segment's colour.
 
+    No legend: a legend of the two opacities could only show grey swatches beside coloured bars, so
+    the subtitle says which bar is which. A negative share (returns outweigh purchases) has its label
+    left of the bar's end, never over the zero line's label.
+
     Altair, not plotly: this is the landing page's chart and Vega-Lite's script is a sixth of
     plotly.js, so the Overview draws seconds sooner on a cold browser."""
     names = summary["segment"].tolist()
@@ -78,24 +129,30 @@ def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt
     data = summary[["segment", *SHARE_MEASURES]].melt(id_vars="segment", var_name="measure", value_name="share")
     data["measure"] = data["measure"].map(SHARE_MEASURES)
     data["share"] = data["share"].astype("float64")
-    data["label"] = [f"{v:.0%}" if abs(v) >= 0.005 else "0%" for v in data["share"]]  # never "-0%"
+    data["label"] = [percent(v) for v in data["share"]]
+    data["negative"] = data["label"].str.startswith("−")  # "0.0%" of a tiny negative share stays right
     measures = list(SHARE_MEASURES.values())
+    lowest = min(0.0, float(data["share"].min()))
     base = alt.Chart(data).encode(
-        y=alt.Y("segment:N", sort=domain, title=None, axis=alt.Axis(labelLimit=240, labelFontSize=13)),
+        y=alt.Y("segment:N", sort=domain, title=None, axis=alt.Axis(labelLimit=150, labelFontSize=13)),
         yOffset=alt.YOffset("measure:N", sort=measures),
-        x=alt.X("share:Q", title=None, axis=alt.Axis(format=".0%", tickCount=5),
-                scale=alt.Scale(domainMin=0, nice=True)),
+        x=alt.X("share:Q", title="share of all customers / of all revenue", axis=alt.Axis(format=".0%", tickCount=5),
+                scale=alt.Scale(domainMin=lowest * 1.25 if lowest < 0 else 0, nice=True)),
     )
     bars = base.mark_bar(cornerRadiusEnd=2).encode(
         color=alt.Color("segment:N", legend=None, scale=alt.Scale(
             domain=domain, range=[colors.get(n, NOT_SEGMENTED_COLOR) for n in domain])),
         opacity=alt.Opacity("measure:N", sort=measures, scale=alt.Scale(domain=measures, range=[0.4, 1.0]),
-                            legend=alt.Legend(title=None, orient="top", symbolType="square")),
-        tooltip=[alt.Tooltip("segment:N"), alt.Tooltip("measure:N"), alt.Tooltip("share:Q", format=".1%")],
+                            legend=None),
+        tooltip=[alt.Tooltip("segment:N"), alt.Tooltip("measure:N"), alt.Tooltip("label:N", title="share")],
     )
-    text = base.mark_text(align="left", dx=4, fontSize=12, color="#1f2933").encode(text="label:N")
-    return alt.layer(bars, text).properties(
-        title=alt.Title("Segment sizes and revenue", anchor="start", fontSize=16),
+    text_right = base.mark_text(align="left", dx=4, fontSize=12, color="#1f2933").encode(
+        text="label:N").transform_filter("!datum.negative")
+    text_left = base.mark_text(align="right", dx=-4, fontSize=12, color="#1f2933").encode(
+        text="label:N").transform_filter("datum.negative")
+    return alt.layer(bars, text_right, text_left).properties(
+        title=alt.Title("Segment sizes and revenue", anchor="start", fontSize=16,
+                        subtitle="light bar: share of customers · solid bar: share of revenue"),
         height=alt.Step(16))
 
 
@@ -178,39 +235,58 @@ def _hover_layer(curve: pd.DataFrame, x: alt.X, y: alt.Y, text: str) -> tuple[al
     return catcher, dot
 
 
-def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
-    """R score x F score: colour = mean monetary, text = customers per cell and their mean monetary.
-    Laid out like the R x F grid beside it (R5 on top, F1 on the left)."""
+def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame, currency: str = "GBP",
+               domain: tuple[float, float] | None = None) -> alt.LayerChart | alt.FacetChart:
+    """R score x F score: colour = mean spend, text = customers per cell and their mean spend.
+    Laid out like the R x F grid beside it (R5 on top, F1 on the left).
+
+    `domain` fixes the colour scale (the unfiltered table's lowest and highest cell means), so a
+    filter never re-colours the cells: the same colour is the same spend with or without filters."""
     rows = []
     for r in mean_monetary.index:
         for f in mean_monetary.columns:
             mean = mean_monetary.loc[r, f]
-            count = int(counts.loc[r, f])
-            rows.append({"R": f"R{r}", "F": f"F{f}", "customers": count,
-                         "mean_monetary": float(mean) if count and np.isfinite(mean) else None,
-                         "label": f"{count:,} cust.\n{_money(mean)}" if count else "–"})
+            cell = int(counts.loc[r, f])
+            rows.append({"R": f"R{r}", "F": f"F{f}", "customers": cell,
+                         "mean_monetary": float(mean) if cell and np.isfinite(mean) else None,
+                         "customers_text": count(cell), "mean_text": money(mean, currency) if cell else "–",
+                         "label": f"{count(cell)} cust.\n{money(mean, currency)}" if cell else "–"})
     data = pd.DataFrame(rows)
     base = alt.Chart(data).encode(
         x=alt.X("F:N", sort=[f"F{i}" for i in range(1, 6)], title="frequency score (5 = most orders)",
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score (5 = most recent)"),
     )
-    # Mean monetary is heavy-tailed: a symmetric-log colour scale keeps the ordinary cells apart
+    # Mean spend is heavy-tailed: a symmetric-log colour scale keeps the ordinary cells apart
     # (and, unlike log, accepts a cell whose returns outweigh its purchases).
+    scale = (alt.Scale(scheme="yellowgreenblue", type="symlog", domain=[float(domain[0]), float(domain[1])],
+                       clamp=True) if domain else alt.Scale(scheme="yellowgreenblue", type="symlog"))
+    prefix = currency_prefix(currency).strip()
     cells = base.mark_rect(stroke="white", strokeWidth=2).encode(
-        color=alt.Color("mean_monetary:Q", scale=alt.Scale(scheme="yellowgreenblue", type="symlog"),
-                        legend=alt.Legend(title=["mean", "monetary"], format=",.0f")),
-        tooltip=[alt.Tooltip("R:N"), alt.Tooltip("F:N"), alt.Tooltip("customers:Q", format=","),
-                 alt.Tooltip("mean_monetary:Q", format=",.0f", title="mean monetary")],
+        color=alt.Color("mean_monetary:Q", scale=scale,
+                        legend=alt.Legend(title=f"mean spend ({prefix})", format=",.0f", orient="bottom",
+                                          direction="horizontal", gradientLength=220)),
+        tooltip=[alt.Tooltip("R:N"), alt.Tooltip("F:N"), alt.Tooltip("customers_text:N", title="customers"),
+                 alt.Tooltip("mean_text:N", title="mean spend")],
     )
+    shade_values = pd.Series(list(domain), dtype="float64") if domain else data["mean_monetary"]
     text = base.mark_text(fontSize=11, lineBreak="\n").encode(
         text="label:N",
-        color=alt.condition(alt.datum.mean_monetary > _dark_from(data["mean_monetary"]), alt.value("white"),
+        color=alt.condition(alt.datum.mean_monetary > _dark_from(shade_values), alt.value("white"),
                             alt.value("#1f2933")),
     )
     return alt.layer(cells, text).properties(
-        title=alt.Title("RFM heatmap: mean monetary and customers per cell", anchor="start", fontSize=16),
-        height=400)
+        title=alt.Title("RFM heatmap", anchor="start", fontSize=16,
+                        subtitle=["mean spend and customers per cell;",
+                                  "colours fixed to all customers (filters keep them)"]),
+        height=510)  # the legend below takes ~110 px: the cells come out as tall as the grid's beside it
+
+
+def heatmap_domain(mean_monetary: pd.DataFrame) -> tuple[float, float] | None:
+    """The lowest and highest cell mean of a (normally unfiltered) heatmap table."""
+    values = mean_monetary.to_numpy(dtype="float64").ravel()
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if len(values) else None
 
 
 def _dark_from(values: pd.Series) -> float:
@@ -223,32 +299,40 @@ def _dark_from(values: pd.Series) -> float:
     return float(np.sign(mid) * np.expm1(abs(mid)))
 
 
-def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart:
-    """The named R x F segment grid (altair: a categorical grid is what it does best)."""
+def grid_label(name: str, width: int = 10) -> str:
+    """A segment name in Title Case on lines of about `width` characters, never split inside a word
+    ("Hibernating" stays whole on its own line)."""
+    titled = " ".join(word[:1].upper() + word[1:] for word in name.split())
+    return "\n".join(textwrap.wrap(titled, width=width, break_long_words=False, break_on_hyphens=False))
+
+
+def rf_grid_chart(grid: pd.DataFrame) -> alt.LayerChart | alt.FacetChart:
+    """The named R x F segment grid (altair: a categorical grid is what it does best), each segment
+    in its name's colour (the same colour a model segment of that name has)."""
     data = grid.copy()
     data["R"] = "R" + data["r_score"].astype(str)
     data["F"] = "F" + data["f_score"].astype(str)
-    # Names wrap into lines of at most 10 characters inside their cell; the customer count gets its own line.
-    data["label"] = ["\n".join(textwrap.wrap(name, width=10)) for name in data["segment"]]
+    data["label"] = [grid_label(name) for name in data["segment"]]
     if "customers" in data.columns:
-        data["label"] = data["label"] + "\n(" + data["customers"].map("{:,}".format) + ")"
+        data["label"] = data["label"] + "\n(" + data["customers"].map(count) + ")"
     names = [s for s in SEGMENTS if s in set(data["segment"])]
     base = alt.Chart(data).encode(
         x=alt.X("F:N", sort=[f"F{i}" for i in range(1, 6)], title="frequency score (5 = most orders)",
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y("R:N", sort=[f"R{i}" for i in range(5, 0, -1)], title="recency score (5 = most recent)"),
     )
-    rects = base.mark_rect(stroke="white", strokeWidth=2).encode(
+    rects = base.mark_rect(stroke="white", strokeWidth=2, opacity=0.55).encode(
         color=alt.Color("segment:N", scale=alt.Scale(domain=names, range=[GRID_COLORS[n] for n in names]),
                         legend=None),
         tooltip=[alt.Tooltip(c) for c in ("segment", "R", "F", *(["customers"] if "customers" in data else []))],
     )
-    text = base.mark_text(fontSize=11, color="#1f2933", lineBreak="\n").encode(text="label:N")
-    return (rects + text).properties(title="R x F segment grid (customers per cell)", height=400)
+    text = base.mark_text(fontSize=10, color="#1f2933", lineBreak="\n").encode(text="label:N")
+    return alt.layer(rects, text).properties(
+        title=alt.Title("R x F segment grid", anchor="start", fontSize=16, subtitle="customers per cell"), height=400)
 
 
 def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: Sequence[str],
-                     x: str = "recency", max_points: int = 5000, seed: int = 0) -> alt.Chart:
+                     x: str = "recency", max_points: int = 5000, seed: int = 0, currency: str = "GBP") -> alt.Chart:
     """Customers on log axes (x: recency or frequency, y: monetary) coloured by segment, zoomable;
     a seeded sample of at most `max_points` keeps the browser fast on large tables.
 
@@ -258,60 +342,88 @@ def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: S
     sampled = len(data) > max_points
     if sampled:
         data = data.sample(max_points, random_state=seed)
-    data = data.assign(plotted=data[x].clip(lower=0.5))  # bought on the snapshot's eve: recency 0, off a log axis
+    data = data.assign(plotted=data[x].clip(lower=0.5),  # bought on the snapshot's eve: recency 0, off a log axis
+                       spend=[money(v, currency, 2) for v in data["monetary"]])
     names = [n for n in order if n in set(data["segment"])]
     title = "Customers by segment" + (f" (seeded sample of {len(data):,})" if sampled else "")
-    x_title = f"{x} ({'days since last purchase' if x == 'recency' else 'orders'}, log)"
+    x_title = "recency (days since last purchase, log)" if x == "recency" else "frequency (orders, log)"
     return alt.Chart(data).mark_circle(size=28, opacity=0.65).encode(
         x=alt.X("plotted:Q", scale=alt.Scale(type="log"), title=x_title),
-        y=alt.Y("monetary:Q", scale=alt.Scale(type="log"), title="monetary (net revenue, log)"),
+        y=alt.Y("monetary:Q", scale=alt.Scale(type="log"), title=f"spend ({currency_prefix(currency).strip()}, log)",
+                axis=alt.Axis(format=",.2~f")),  # not "~s": its "100m" for 0.1 reads as 100 million
         color=alt.Color("segment:N", sort=names, scale=alt.Scale(
             domain=names, range=[colors.get(n, NOT_SEGMENTED_COLOR) for n in names]),
-            legend=alt.Legend(title=None, orient="bottom", direction="horizontal")),
+            # Two columns of entries: they wrap under the chart and fit a 390 px phone.
+            legend=alt.Legend(title=None, orient="bottom", columns=2, labelLimit=160, symbolType="circle")),
         tooltip=[alt.Tooltip("customer_id:N", title="customer"), alt.Tooltip("segment:N"),
-                 alt.Tooltip("recency:Q", title="recency (days)"), alt.Tooltip("frequency:Q", title="orders"),
-                 alt.Tooltip("monetary:Q", format=",.2f")],
+                 alt.Tooltip("recency:Q", title="recency (days)", format=",d"),
+                 alt.Tooltip("frequency:Q", title="orders", format=",d"),
+                 alt.Tooltip("spend:N", title="spend")],
     ).properties(title=alt.Title(title, anchor="start", fontSize=16), height=460).interactive()
 
 
-SWEEP_PANELS: tuple[tuple[str, str], ...] = (
-    ("inertia", "Elbow: inertia (lower is tighter)"),
-    ("silhouette", "Silhouette (higher is better)"),
-    ("davies_bouldin", "Davies-Bouldin (lower is better)"),
-    ("calinski_harabasz", "Calinski-Harabasz (higher is better)"),
-    ("smallest_cluster_share", "Smallest cluster share"),
+SWEEP_PANELS: tuple[tuple[str, str, str], ...] = (
+    ("inertia", "Elbow: inertia (lower is tighter)", "inertia"),
+    ("silhouette", "Silhouette (higher is better)", "silhouette"),
+    ("davies_bouldin", "Davies-Bouldin (lower is better)", "DB index"),
+    ("calinski_harabasz", "Calinski-Harabasz (higher is better)", "CH index"),
+    ("smallest_cluster_share", "Smallest cluster share", "customers"),
 )
+RECOMMENDED_COLOR = "#d1495b"
+SELECTED_COLOR = "#e9a23b"
 
 
-def sweep_chart(metrics: pd.DataFrame, recommended_k: int, chosen_k: int | None = None) -> go.Figure:
-    """Every sweep metric against k, the recommended k marked (and the k chosen on the slider)."""
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[t for _, t in SWEEP_PANELS], vertical_spacing=0.16,
-                        horizontal_spacing=0.07)
-    for i, (column, _) in enumerate(SWEEP_PANELS):
-        row, col = divmod(i, 3)
-        fig.add_trace(go.Scatter(x=metrics["k"], y=metrics[column], mode="lines+markers", showlegend=False,
-                                 line={"color": "#3d6fb6"}, marker={"size": 7},
-                                 hovertemplate="k=%{x}: %{y:.4g}<extra></extra>"), row=row + 1, col=col + 1)
-        best = metrics.loc[metrics["k"] == recommended_k, column]
-        if len(best):
-            fig.add_trace(go.Scatter(x=[recommended_k], y=[best.iloc[0]], mode="markers", showlegend=i == 0,
-                                     name=f"recommended k={recommended_k}",
-                                     marker={"color": "#d1495b", "size": 14, "symbol": "star"}),
-                          row=row + 1, col=col + 1)
-        if chosen_k is not None and chosen_k != recommended_k:
-            fig.add_vline(x=chosen_k, line_dash="dot", line_color="#e9a23b", row=row + 1, col=col + 1)
-        fig.update_xaxes(dtick=1, row=row + 1, col=col + 1)
-    fig.update_yaxes(tickformat=".0%", row=2, col=2)
-    return _layout(fig, "Choosing k", height=560, legend={"orientation": "h", "x": 0.7, "y": 0.22})
+def sweep_panel(metrics: pd.DataFrame, column: str, recommended_k: int,
+                chosen_k: int | None = None) -> alt.LayerChart | alt.FacetChart:
+    """One sweep metric against k, with the recommended k and the selected k as labelled vertical
+    rules (a rule, not a star on the curve: the recommendation weighs every metric, so on any one
+    panel it may sit on that metric's worst point, and a star there read as "best").
+
+    One small chart per metric, laid out by the page in st.columns: columns stack on a phone, so the
+    panels stack with them and their titles never overlap."""
+    title, y_title = next((t, y) for c, t, y in SWEEP_PANELS if c == column)
+    data = metrics[["k", column]].rename(columns={column: "value"}).astype({"value": "float64"})
+    share = column == "smallest_cluster_share"
+    y_format = ".0%" if share else ("~s" if column in ("inertia", "calinski_harabasz") else ".2f")
+    x = alt.X("k:Q", title="k (number of segments)", scale=alt.Scale(domain=[int(data["k"].min()),
+                                                                            int(data["k"].max())]),
+              axis=alt.Axis(tickMinStep=1, format="d"))
+    line = alt.Chart(data).mark_line(point=True, color="#3d6fb6").encode(
+        x=x, y=alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=alt.Axis(format=y_format)),
+        tooltip=[alt.Tooltip("k:Q"), alt.Tooltip("value:Q", title=y_title, format=".1%" if share else ",.4~g")])
+    marks: list[dict[str, Any]] = [{"k": recommended_k, "label": f"recommended k={recommended_k}",
+                                    "color": RECOMMENDED_COLOR, "dy": 0}]
+    if chosen_k is not None and chosen_k != recommended_k:
+        marks.append({"k": chosen_k, "label": f"selected k={chosen_k}", "color": SELECTED_COLOR, "dy": 14})
+    elif chosen_k is not None:
+        marks[0]["label"] = f"recommended = selected k={recommended_k}"
+    rules = alt.Chart(pd.DataFrame(marks)).mark_rule(strokeDash=[5, 3], strokeWidth=2).encode(
+        x="k:Q", color=alt.Color("color:N", scale=None))
+    # Labels at the top of the panel, left of their rule when it sits in the right half.
+    right_half = (max(recommended_k, chosen_k or 0) - float(data["k"].min())) > (
+        float(data["k"].max()) - float(data["k"].min())) / 2
+    labels = [alt.Chart(pd.DataFrame([mark])).mark_text(
+        align="right" if right_half else "left", dx=-4 if right_half else 4, dy=int(mark["dy"]), baseline="top",
+        fontSize=11, fontWeight="bold", color=str(mark["color"])).encode(x="k:Q", y=alt.value(2), text="label:N")
+        for mark in marks]
+    return alt.layer(line, rules, *labels).properties(
+        title=alt.Title(title, anchor="start", fontSize=14), height=250)
 
 
-def position_chart(position: pd.DataFrame, customer: Mapping[str, float], colors: Mapping[str, str]) -> go.Figure:
-    """Per feature (log scale), every segment centroid and the scored customer, on one strip each."""
+def position_chart(position: pd.DataFrame, customer: Mapping[str, float], colors: Mapping[str, str],
+                   currency: str = "GBP") -> go.Figure:
+    """Per feature (log scale), every segment centroid and the scored customer, on one strip each.
+
+    Ticks at powers of ten only (1, 10, 100, 1,000): plotly's default log ticks label every digit in
+    between and cluttered the strips."""
     features = ("recency", "frequency", "monetary")
-    fig = make_subplots(rows=3, cols=1, vertical_spacing=0.16,
-                        subplot_titles=("recency (days)", "frequency (orders)", "monetary (net revenue)"))
+    prefix = currency_prefix(currency).strip()
+    fig = make_subplots(rows=3, cols=1, vertical_spacing=0.22,
+                        subplot_titles=("recency (days since last purchase)", "frequency (orders)",
+                                        f"spend ({prefix})"))
     for row, feature in enumerate(features, start=1):
-        for record in position.itertuples(index=False):
+        # Legend in the model's value order (cluster 0 first), not nearest first: the same on every score.
+        for record in position.sort_values("cluster", kind="stable").itertuples(index=False):
             segment = cast(str, record.segment)  # the segment names of a model
             fig.add_trace(go.Scatter(
                 x=[max(getattr(record, feature), 0.5)], y=[0], mode="markers", name=segment,
@@ -326,24 +438,25 @@ def position_chart(position: pd.DataFrame, customer: Mapping[str, float], colors
             marker={"color": "#111827", "size": 18, "symbol": "diamond-open", "line": {"width": 3}},
             hovertemplate="this customer: %{x:,.1f}<extra></extra>",
         ), row=row, col=1)
-        fig.update_xaxes(type="log", row=row, col=1)
+        fig.update_xaxes(type="log", dtick=1, tickformat=",.0f", minor={"showgrid": False, "ticks": ""},
+                         showgrid=True, row=row, col=1)
         fig.update_yaxes(visible=False, row=row, col=1)
-    return _layout(fig, "The customer against the segment centroids", height=420,
-                   legend={"orientation": "h", "y": -0.12})
-
-
-def _money(value: float) -> str:
-    if value is None or not np.isfinite(value):
-        return "–"
-    return f"{value:,.0f}"
+    fig = _layout(fig, "The customer against the segment centroids", height=480,
+                  legend={"orientation": "h", "y": -0.15, "x": 0, "xanchor": "left"})
+    fig.update_layout(margin={"l": 10, "r": 10, "t": 90, "b": 10})  # room between the title and the first strip
+    return fig
 
 
 __all__ = [
-    "CLUSTER_PALETTE",
+    "EXTRA_PALETTE",
     "GRID_COLORS",
+    "NAME_COLORS",
     "NOT_SEGMENTED_COLOR",
     "customer_scatter",
+    "heatmap_domain",
     "lorenz_chart",
+    "name_color",
+    "name_colors",
     "pareto_chart",
     "position_chart",
     "rf_grid_chart",
@@ -351,6 +464,6 @@ __all__ = [
     "segment_colors",
     "segment_order",
     "segment_share_chart",
-    "sweep_chart",
+    "sweep_panel",
     "vega_lite_spec",
 ]

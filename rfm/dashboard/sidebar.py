@@ -2,22 +2,30 @@
 
 Rendered by streamlit_app.py on every run, before the page, so its widgets keep their state across page
 switches; it returns the page `Context`. A failing source never raises: one `st.error` line and the
-last data that loaded.
+last data that loaded. A source that needs the user first (a file not uploaded yet, columns to map)
+is a `Pending` step on the Context: streamlit_app.py then shows that step in the main area instead of
+the page, never the demo data as if it were the user's.
 
 The "Local path" source reads only under the allowed data folders (settings.data_roots, checked by
 `rfm.service.confinement.confine` before anything looks at a file). Uploads are capped at
 settings.upload_max_mb, kept in a private folder per session (`save_upload`), and named in every
 message by their original file name (`public_message`), never by their server path.
+
+What the sidebar shows is also put in the URL (rfm.dashboard.urlstate), so a reload or a shared
+link restores it.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 import streamlit as st
 
 from rfm.config import Settings, load_settings
-from rfm.dashboard import state, uploads
+from rfm.dashboard import state, uploads, urlstate
 from rfm.dashboard.state import Context, SourceRequest
 from rfm.data.columns import CANONICAL_COLUMNS
 from rfm.data.query import ReturnsPolicy
@@ -26,13 +34,37 @@ from rfm.errors import RfmError
 from rfm.service import confinement, datasets, models
 from rfm.service.datasets import Dataset, FileSource
 
-SOURCE_KINDS: tuple[str, ...] = ("Demo data", "Upload a file", "Local path", "Athena")
-RETURNS_LABELS: dict[str, str] = {ReturnsPolicy.NET.value: "Net of returns",
-                                  ReturnsPolicy.EXCLUDE.value: "Ignore returns"}
+SOURCE_KINDS: tuple[str, ...] = tuple(urlstate.SOURCES.values())
 NO_COLUMN = "(none)"
 ATHENA_FIELDS: tuple[tuple[str, str], ...] = (("database", "Database"), ("table", "Table"),
                                               ("workgroup", "Workgroup"), ("region", "Region"),
                                               ("s3_staging_dir", "S3 staging dir"))
+# What each canonical column holds, for the mapping step's labels.
+CANONICAL_HELP: dict[str, str] = {
+    "customer_id": "Customer id (required)",
+    "invoice_id": "Invoice or order id (counts orders; without it every line is an order)",
+    "invoice_date": "Invoice date (required)",
+    "quantity": "Quantity (with unit price, or give a line amount)",
+    "unit_price": "Unit price (with quantity, or give a line amount)",
+    "amount": "Line amount (instead of quantity × unit price)",
+    "country": "Country (optional, for filters)",
+}
+
+
+def returns_label(policy: ReturnsPolicy | str) -> str:
+    """The one wording of the returns choice everywhere (sidebar, page header, KPI labels)."""
+    label = ReturnsPolicy(policy).label
+    return label[:1].upper() + label[1:]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A source waiting for the user: `upload` (nothing uploaded yet) or `mapping` (columns to map)."""
+
+    kind: str
+    label: str  # the file's own name: what the user uploaded or typed, never a server path
+    path: str = ""
+    check: datasets.MappingCheck | None = None
 
 
 def render_sidebar() -> Context:
@@ -48,11 +80,13 @@ def render_sidebar() -> Context:
         st.session_state["model_version"] = st.session_state.pop("pending_version")
 
     request: SourceRequest | None = None
+    pending: Pending | None = None
     error: str | None = None
     with st.sidebar:
         st.subheader("Data")
         kind = st.radio("Data source", SOURCE_KINDS, key="source_kind",
                         format_func=lambda k: "Default data (RFM_DATA)" if k == "Demo data" and config.data else k)
+        urlstate.put("source", urlstate.source_param(kind))
         try:
             if kind == "Demo data":
                 request = state.default_request(config)
@@ -62,30 +96,52 @@ def render_sidebar() -> Context:
                                           max_upload_size=config.upload_max_mb,
                                           help=f"Up to {config.upload_max_mb} MB. Kept in a private folder of "
                                                "this session, removed when it is replaced or the session ends.")
-                if upload is not None:
+                if upload is None:
+                    pending = Pending("upload", "")
+                else:
+                    st.session_state.pop(urlstate.UPLOAD_NOT_IN_LINK, None)
                     path = save_upload(upload.name, upload.getvalue(), config)
-                    request = _files_request([str(path)], datasets.upload_name(upload.name))
+                    original = datasets.upload_name(upload.name)
+                    request, pending = _files_request([str(path)], original, original)
             elif kind == "Local path":
                 roots = confinement.describe_roots(config.data_roots)
                 text = st.text_input("File, glob or folder", key="local_path",
                                      placeholder="data/online_retail.parquet",
-                                     help=f"Under the allowed data folders only: {roots} (RFM_DATA_ROOTS).")
+                                     help=f"Under the allowed data folders only: {roots} (RFM_DATA_ROOTS). "
+                                          "Several: separate them with commas. ~ is your home folder.")
+                urlstate.put("path", text.strip())
                 if text.strip():
                     paths = [p.strip() for p in text.split(",") if p.strip()]
                     # Confined before anything looks at a file (cache key, mapping preview, readers).
-                    request = _files_request(list(confinement.confine(paths, config.data_roots)), text.strip())
+                    request, pending = _files_request(list(confinement.confine(paths, config.data_roots)),
+                                                      text.strip())
             else:
                 request = _athena_request(config)
         except Exception as exc:  # a broken file can fail in the reader itself: still one line
             error = public_message(state.one_line(exc))
 
-        custom = st.toggle("Custom snapshot date", key="custom_snapshot")
+        returns = st.radio("Returns", [p.value for p in ReturnsPolicy], format_func=returns_label, key="returns",
+                           horizontal=True, help="Net of returns: returned goods are subtracted from what a "
+                                                 "customer spent. Returns ignored: purchases only.")
+        urlstate.put("returns", returns if returns != ReturnsPolicy.NET.value else None)
+        custom = st.toggle("Custom snapshot date", key="custom_snapshot",
+                           help="Recency is counted in days before the snapshot. By default it is the day "
+                                "after the data ends.")
         snapshot = "auto"
+        snapshot_note: str | None = None
         if custom:
-            picked = st.date_input("Snapshot date", key="snapshot_date", value=date(2011, 12, 10))
-            snapshot = picked.isoformat() if isinstance(picked, date) else "auto"
-        returns = st.radio("Returns", list(RETURNS_LABELS), format_func=RETURNS_LABELS.__getitem__, key="returns",
-                           horizontal=True)
+            first, last = _date_range(request, returns, config)
+            if last is not None and "snapshot_date" not in st.session_state:
+                st.session_state["snapshot_date"] = last + timedelta(days=1)
+            picked = st.date_input("Snapshot date", key="snapshot_date", min_value=date(1990, 1, 1),
+                                   max_value=date(2100, 12, 31), format="YYYY-MM-DD",
+                                   help=f"The data runs from {first} to {last}." if first and last else None)
+            if isinstance(picked, date):
+                snapshot = picked.isoformat()
+                snapshot_note = snapshot_warning(picked, first, last)
+                if snapshot_note:
+                    st.warning(snapshot_note, icon=":material/event_busy:")
+        urlstate.put("snapshot", snapshot if snapshot != "auto" else None)
 
     dataset, data_key, error = _dataset(request, snapshot, returns, error, config)
     error = public_message(error) if error else error
@@ -98,8 +154,14 @@ def render_sidebar() -> Context:
         current = model_store.current_version()
         if st.session_state.get("model_version") not in versions:
             st.session_state["model_version"] = models.default_version(model_store)
-        version = st.selectbox("Active model version", versions[::-1], key="model_version",
-                               format_func=lambda v: f"{v} (promoted)" if v == current else v)
+        # The widget's key names the promoted version: the browser keeps an option's old label while
+        # a widget lives, so after a promotion a new widget is what shows "(promoted)" on the right
+        # version. "model_version" stays the one place the active version is kept.
+        widget = f"model_version_widget_{current}"
+        st.session_state[widget] = st.session_state["model_version"]  # a save, a link, a retrain set it
+        version = st.selectbox("Active model version", versions[::-1], key=widget, on_change=_version_picked,
+                               args=(widget,), format_func=lambda v: f"{v} (promoted)" if v == current else v)
+        urlstate.put("model", version)
         st.subheader("Scoring")
         endpoint = st.text_input("Scoring endpoint", value=config.scoring_endpoint, key="scoring_endpoint",
                                  help="Empty: in-process with the active model. http://host:port: the model "
@@ -110,6 +172,8 @@ def render_sidebar() -> Context:
     except RfmError as exc:
         st.error(f"Model {version}: {state.one_line(exc)}", icon=":material/error:")
         ctx = Context(dataset, data_key, model_store, version, endpoint, config)
+    ctx.pending = pending
+    ctx.snapshot_note = snapshot_note if snapshot != "auto" else None
     with st.sidebar:
         if ctx.model is not None:
             st.caption(f"Active model **{version}** · k={ctx.model.k}"
@@ -120,6 +184,44 @@ def render_sidebar() -> Context:
 
     render_identity()
     return ctx
+
+
+def _version_picked(widget: str) -> None:
+    """The user picked a version in the selector: it becomes the active one."""
+    st.session_state["model_version"] = st.session_state[widget]
+
+
+def snapshot_warning(snapshot: date, first: date | None, last: date | None) -> str | None:
+    """A custom snapshot outside the data's range, said in one line (None when it is inside: a date
+    before the data ends is a look back, and the page header shows the snapshot used).
+
+    On or before the first day no purchase counts; after the day after the last one every recency
+    grows by the gap, and segments that depend on recency shift without anything else changing."""
+    if first is None or last is None:
+        return None
+    if snapshot <= first:
+        return (f"Snapshot {snapshot} is on or before the data's first day ({first}): no purchase is "
+                "counted.")
+    end = last + timedelta(days=1)
+    if snapshot > end:
+        gap = (snapshot - end).days
+        days = f"{gap:,} day{'s' if gap != 1 else ''}"
+        return (f"Snapshot {snapshot} is {days} after the data ends ({last}): every recency grows by {days}. "
+                f"The default is {end}.")
+    return None  # inside the data: a snapshot in the past is a legitimate look back
+
+
+def _date_range(request: SourceRequest | None, returns: str, config: Settings) -> tuple[date | None, date | None]:
+    """First and last day of the data asked for (the default data while nothing loadable is)."""
+    for source in (request, state.default_request(config)):
+        if source is None:
+            continue
+        try:
+            dataset = state.load(source, "auto", returns, config)
+        except Exception:  # the error is reported once, by the load of the chosen snapshot
+            continue
+        return dataset.first_date, dataset.last_date
+    return None, None
 
 
 def save_upload(name: str, data: bytes, config: Settings) -> str:
@@ -153,9 +255,10 @@ def public_message(message: str) -> str:
     return message
 
 
-def _files_request(paths: list[str], label: str) -> SourceRequest | None:
-    """A request for files (already expanded: confined local files or an upload), or None while the
-    column-mapping step is pending (the form is shown)."""
+def _files_request(paths: list[str], label: str, name: str = "") -> tuple[SourceRequest | None, Pending | None]:
+    """A request for files (already expanded: confined local files or an upload), or the pending
+    column-mapping step (shown in the main area by `render_pending`, naming the file `name`, or the
+    first file's own name)."""
     expanded = tuple(paths)
     mappings: dict[str, dict[str, str]] = st.session_state.setdefault("mappings", {})
     mapping = mappings.get(expanded[0], {})
@@ -163,31 +266,61 @@ def _files_request(paths: list[str], label: str) -> SourceRequest | None:
     key = datasets.source_key(FileSource(expanded, SourceOptions(mapping=mapping or None)))
     check = state.mapping_check(expanded[0], key, items)
     if check.needs_mapping:
-        _mapping_form(expanded[0], check, label)
-        return None
+        return None, Pending("mapping", name or os.path.basename(expanded[0]), expanded[0], check)
     return SourceRequest("files", ("files", expanded, items, key), label, paths=expanded, mapping=items,
-                         source_key=key)
+                         source_key=key), None
 
 
-def _mapping_form(path: str, check: datasets.MappingCheck, label: str) -> None:
-    """The column-mapping step: the file's first rows and one selectbox per canonical column."""
-    st.warning(f"**{label}**: the columns were not all recognised. {public_message(str(check.error))}")
-    with st.form("mapping_form"):
-        st.markdown("**Map your columns.** Customer and date are required, plus quantity and unit price "
-                    "or a line amount.")
-        st.dataframe(check.head, hide_index=True)
-        options = [NO_COLUMN, *check.columns]
+def map_args(mapping: dict[str, str]) -> str:
+    """A mapping as the command line's `--map` arguments (shell-quoted), for reuse in scripts."""
+    import shlex
+
+    return " ".join(f"--map {shlex.quote(f'{canonical}={source}')}" for canonical, source in mapping.items())
+
+
+def render_pending(pending: Pending) -> None:
+    """The main area while a source waits for the user: the upload hint, or the column-mapping step
+    (the file's own name, a preview, one full-width selector per canonical column with the guess
+    preselected, and the mapping as `--map` arguments)."""
+    if pending.kind == "upload":
+        st.title("Upload a file")
+        if st.session_state.get(urlstate.UPLOAD_NOT_IN_LINK):
+            st.info("This link was made from an uploaded file, and uploads are not part of a link: upload "
+                    "the file again in the sidebar.", icon=":material/link_off:")
+        st.info("Choose a transaction log (CSV, Excel or Parquet) with **Browse files** in the sidebar. "
+                "Nothing is shown until it is uploaded: the demo data is not your data.",
+                icon=":material/upload_file:")
+        return
+    check = pending.check
+    assert check is not None
+    st.title("Map your columns")
+    st.warning(f"**{pending.label}**: the columns were not all recognised. Choose below which column holds "
+               "each figure; customer and date are required, plus quantity and unit price or a line amount. "
+               "Nothing is shown until then: the demo data is not your data.", icon=":material/table_edit:")
+    st.caption(plain_reason(public_message(str(check.error))))
+    st.markdown(f"**The first rows of {pending.label}**")
+    st.dataframe(check.head, hide_index=True, width="stretch")
+    options = [NO_COLUMN, *check.columns]
+    # Plain widgets, not a form: the command-line arguments below follow every choice as it is made.
+    with st.container(border=True):
         choices: dict[str, str | None] = {}
-        cols = st.columns(4)
-        for i, canonical in enumerate(CANONICAL_COLUMNS):
+        for canonical in CANONICAL_COLUMNS:
             guess = check.guess.get(canonical)
-            with cols[i % 4]:
-                picked = st.selectbox(canonical, options, index=options.index(guess) if guess in options else 0,
-                                      key=f"map_{canonical}")
+            picked = st.selectbox(CANONICAL_HELP.get(canonical, canonical), options,
+                                  index=options.index(guess) if guess in options else 0, key=f"map_{canonical}")
             choices[canonical] = None if picked == NO_COLUMN else picked
-        if st.form_submit_button("Apply mapping", type="primary"):
-            st.session_state["mappings"][path] = datasets.mapping_from_choices(choices)
+        mapping = datasets.mapping_from_choices(choices)
+        st.markdown("**The same mapping on the command line** (`rfm table`, `rfm export`, ...):")
+        st.code(map_args(mapping) or "(no column chosen yet)", language="bash", wrap_lines=True)
+        if st.button("Apply mapping", type="primary", key="mapping_apply"):
+            st.session_state["mappings"][pending.path] = mapping
             st.rerun()
+
+
+def plain_reason(error: str) -> str:
+    """The reader's reason without its command-line advice ("Map them with --map ..."): here the
+    selectors below are the way to map."""
+    return re.sub(r"\s*Map (?:them|it) with --map.*$", "", error).strip()
 
 
 def _athena_request(config: Settings) -> SourceRequest | None:
@@ -195,11 +328,22 @@ def _athena_request(config: Settings) -> SourceRequest | None:
     fields = {}
     for name, label in ATHENA_FIELDS:
         default = getattr(config, f"athena_{name}") or ""
-        fields[name] = st.text_input(label, value=str(default), key=f"athena_{name}").strip()
+        if f"athena_{name}" not in st.session_state:
+            st.session_state[f"athena_{name}"] = str(default)
+        fields[name] = st.text_input(label, key=f"athena_{name}").strip()
+        urlstate.put(f"athena_{name}", fields[name])  # names of a table, never credentials
+    missing = [label for name, label in ATHENA_FIELDS[:2] if not fields[name]]
     if st.button("Run the RFM query in Athena", key="athena_run"):
-        chosen: tuple[tuple[str, str], ...] | None = tuple((k, v) for k, v in fields.items() if v)
-        st.session_state["athena_settings"] = chosen
-        st.session_state.setdefault("failed", {}).pop(("athena", chosen), None)
+        if missing:
+            st.session_state["athena_missing"] = missing
+        else:
+            chosen: tuple[tuple[str, str], ...] | None = tuple((k, v) for k, v in fields.items() if v)
+            st.session_state["athena_settings"] = chosen
+            st.session_state.setdefault("failed", {}).pop(("athena", chosen), None)
+            st.session_state.pop("athena_missing", None)
+    if st.session_state.get("athena_missing"):
+        st.error(f"Fill in {' and '.join(st.session_state['athena_missing']).lower()} first: the query needs "
+                 "them.", icon=":material/error:")
     chosen = st.session_state.get("athena_settings")
     if not chosen:
         st.caption("Credentials come from the AWS chain (environment, profile, role); never typed here.")

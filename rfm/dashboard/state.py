@@ -9,11 +9,12 @@ rename invalidates it), so switching pages recomputes nothing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -25,7 +26,7 @@ from rfm.errors import RfmError, first_line
 from rfm.service import access, datasets, models
 from rfm.service.access import Principal
 from rfm.service.datasets import Dataset, DatasetRequest, FileSource
-from rfm.service.segmentation import FitIssue, Segmentation, fit_issues, fit_warning
+from rfm.service.segmentation import FitIssue, PlaybookEntry, Segmentation, fit_issues, fit_warning, load_playbook
 
 if TYPE_CHECKING:
     import altair as alt
@@ -57,7 +58,8 @@ def _files_dataset(paths: tuple[str, ...], mapping: tuple[tuple[str, str], ...],
                    snapshot: str, returns: str, label: str, memory_limit: str | None) -> Dataset:
     """Keyed on the source key (paths, sizes, mtimes, options): a changed file is a new entry."""
     request = _request(paths, mapping, snapshot, returns, label)
-    return datasets.load_dataset(request, memory_limit=memory_limit)
+    # With the cleaning report and the revenue reconciliation: the Overview's data panel shows both.
+    return datasets.load_dataset(request, memory_limit=memory_limit, with_cleaning_report=True)
 
 
 @st.cache_data(show_spinner="Running the RFM query in Athena…", max_entries=4, ttl=3600)
@@ -155,6 +157,14 @@ class Context:
     colors: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     model_key: CacheKey = ()  # (models dir, version, metadata mtime): part of every cache key
+    playbook: dict[str, PlaybookEntry] = field(default_factory=dict)  # analysts' entries, by segment key
+    playbook_error: str | None = None  # a playbook.json that cannot be read: said, defaults used
+    pending: Any = None  # sidebar.Pending: a source waiting for the user (upload, column mapping)
+    snapshot_note: str | None = None  # a custom snapshot outside the data's range, said on every page
+
+    @property
+    def currency(self) -> str:
+        return self.settings.currency
 
     @property
     def assigned(self) -> pd.DataFrame | None:
@@ -202,7 +212,7 @@ def default_request(config: Settings) -> SourceRequest:
     from rfm.data.sources import expand_paths
 
     if config.data:
-        paths = tuple(expand_paths(config.data))
+        paths = tuple(expand_paths([os.path.expanduser(p) for p in config.data]))  # "~/data/log.csv" too
         label = ", ".join(Path(p).name for p in config.data)
     else:
         paths = (str(datasets.ensure_demo(config.demo_data)),)
@@ -216,6 +226,10 @@ def build_context(dataset: Dataset, data_key: CacheKey, config: Settings, model_
     """The Context of a data set and model version: the (cached) model, its segments of every customer,
     the fit check and the segment colours. Raises RfmError for a version that cannot be loaded."""
     ctx = Context(dataset, data_key, model_store, version, endpoint, config)
+    try:
+        ctx.playbook = load_playbook(model_store.root)
+    except RfmError as exc:
+        ctx.playbook_error = f"The segment playbook is not used: {exc}"
     if not version:
         return ctx
     from rfm.dashboard.charts import segment_colors, segment_order
@@ -224,7 +238,7 @@ def build_context(dataset: Dataset, data_key: CacheKey, config: Settings, model_
     model = _model(*model_key)
     assigned = _assigned(data_key, model_key, dataset.customers, model)
     ctx.model, ctx.model_key = model, model_key
-    ctx.segmentation = Segmentation(dataset, model, assigned, fit_issues(model, dataset))
+    ctx.segmentation = Segmentation(dataset, model, assigned, fit_issues(model, dataset), ctx.playbook)
     ctx.colors, ctx.order = segment_colors(model), segment_order(model)
     return ctx
 
@@ -280,7 +294,12 @@ def page_header(title: str, ctx: Context) -> None:
     st.title(title)
     model = f"model **{ctx.version}** (k={ctx.model.k})" if ctx.model is not None else "no model"
     st.caption(f"Data: **{ctx.dataset.label}** · {len(ctx.dataset.customers):,} customers · snapshot "
-               f"{ctx.dataset.snapshot.isoformat()} · {ctx.dataset.returns.label} · {model}")
+               f"{ctx.dataset.snapshot.isoformat()} · {ctx.dataset.returns.label} · amounts in {ctx.currency} · "
+               f"{model}")
+    if ctx.playbook_error:
+        st.error(ctx.playbook_error, icon=":material/error:")
+    if ctx.snapshot_note:
+        st.warning(ctx.snapshot_note, icon=":material/event_busy:")
     if "fit_flash" in st.session_state:
         st.success(st.session_state.pop("fit_flash"), icon=":material/check_circle:")
     if ctx.model is not None and ctx.fit_issues:
@@ -288,7 +307,7 @@ def page_header(title: str, ctx: Context) -> None:
 
 
 def _fit_warning(page: str, ctx: Context, model: SegmentModel) -> None:
-    text = fit_warning(model, ctx.fit_issues)
+    text = fit_warning(model, ctx.fit_issues, plain=True)
     message = f"{text[0].upper()}{text[1:]}." if text else ""
     who = principal()
     st.warning(message, icon=":material/warning:")

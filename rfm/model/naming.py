@@ -1,6 +1,6 @@
 """Default business names for clusters, from their centroids in original units.
 
-k=4 gets the names marketers know (Champions, Loyal Customers, At-Risk, Hibernating). Other k are
+k=4 gets the names marketers know (Champions, Loyal Customers, At Risk, Hibernating). Other k are
 named from the cell of the classic R x F grid (rfm.segments) their centroid falls in, with the
 scores computed against the training customers exactly as the RFM query scores customers, and made
 unique within the model (clusters in the same cell are told apart by spend).
@@ -15,7 +15,7 @@ import numpy as np
 from rfm.errors import ModelError, short_repr
 from rfm.segments import segment_of
 
-FOUR_NAMES: tuple[str, ...] = ("Champions", "Loyal Customers", "At-Risk", "Hibernating")
+FOUR_NAMES: tuple[str, ...] = ("Champions", "Loyal Customers", "At Risk", "Hibernating")
 MAX_NAME_LENGTH = 60
 NOT_SEGMENTED = -1  # cluster id given to customers with zero or negative net monetary
 NOT_SEGMENTED_NAME = "No Net Revenue"

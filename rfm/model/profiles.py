@@ -1,5 +1,8 @@
 """Per-segment profiles and revenue concentration: pure functions on an RFM table.
 
+Also the playbook's defaults (`DEFAULT_PLAYBOOK`): a short description and a recommended action per
+known segment name, looked up by `segment_key` so spellings of one name share them.
+
 No model here: profiles take a table that already has a segment column (see
 `SegmentModel.assign`), so the dashboard can profile any grouping (the R x F grid's `rfm_segment`
 too), and concentration only needs monetary.
@@ -7,6 +10,7 @@ too), and concentration only needs monetary.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -123,3 +127,71 @@ def revenue_concentration(
 
 def _percent(p: float) -> str:
     return f"{p * 100:g}pct"
+
+
+# --- the playbook: what a segment is and what to do about it ------------------------------------
+
+
+@dataclass(frozen=True)
+class PlaybookEntry:
+    """A segment's short description and the recommended action, as a marketer reads them."""
+
+    description: str
+    action: str
+
+
+# Keyed by `segment_key`, so "At-Risk", "At Risk" and "at risk" share one entry (default names differ
+# between k=4 models and the R x F grid's names, and analysts spell them their own way).
+DEFAULT_PLAYBOOK: dict[str, PlaybookEntry] = {
+    "champions": PlaybookEntry(
+        "Bought recently, buy often and spend the most.",
+        "Reward them: early access, loyalty perks, referral asks. No discounts needed."),
+    "loyal": PlaybookEntry(
+        "Buy regularly; respond to loyalty programmes.",
+        "Upsell higher-value products, ask for reviews, keep them in the loyalty programme."),
+    "loyalcustomers": PlaybookEntry(
+        "Buy regularly; respond to loyalty programmes.",
+        "Upsell higher-value products, ask for reviews, keep them in the loyalty programme."),
+    "potentialloyalists": PlaybookEntry(
+        "Recent customers with a few purchases: nurture them into loyal ones.",
+        "Offer membership or a loyalty programme; recommend products related to what they bought."),
+    "newcustomers": PlaybookEntry(
+        "Bought for the first time very recently.",
+        "Welcome series and onboarding; make the second purchase easy."),
+    "promising": PlaybookEntry(
+        "Recent but infrequent buyers.",
+        "Build awareness of the range; a free-shipping threshold or a bundle for the next order."),
+    "needattention": PlaybookEntry(
+        "Average recency and frequency: at risk of slipping.",
+        "Limited-time offers based on past purchases; reactivate before they drift."),
+    "abouttosleep": PlaybookEntry(
+        "Below average recency and frequency: reactivate before they are lost.",
+        "Share popular products and a modest discount; reconnect now."),
+    "atrisk": PlaybookEntry(
+        "Used to buy often, have not bought for a while.",
+        "Personalised win-back e-mails with relevant products; a service check-in."),
+    "cantlose": PlaybookEntry(
+        "Were among the most frequent buyers and have gone quiet: win them back.",
+        "Win them back with a personal contact and their favourite products; do not lose them to a competitor."),
+    "hibernating": PlaybookEntry(
+        "Last bought long ago and rarely: low priority.",
+        "Low-cost reactivation only (seasonal newsletter); exclude from paid campaigns."),
+    "nonetrevenue": PlaybookEntry(
+        "Returns cancel their purchases: no net spend to segment on.",
+        "Check the returns (quality, fit, fraud) before marketing to them."),
+}
+FALLBACK_ENTRY = PlaybookEntry("A segment of the current model.",
+                               "No default advice for this name: an analyst can write one on the Model page.")
+_TIER = re.compile(r"\((?:high spend|mid spend|low spend|spend rank \d+)\)\s*$", re.IGNORECASE)
+
+
+def segment_key(name: str) -> str:
+    """A segment name reduced to what identifies it: lower case, letters and digits only, without
+    the spend tier naming adds to clusters that share a grid cell ("At-Risk" and "at risk (High
+    Spend)" are both "atrisk"). Playbook entries and segment colours belong to this key."""
+    return re.sub(r"[^0-9a-z]", "", _TIER.sub("", str(name)).casefold())
+
+
+def default_playbook_entry(name: str) -> PlaybookEntry:
+    """The built-in entry of a segment name (the fallback for a name it does not know)."""
+    return DEFAULT_PLAYBOOK.get(segment_key(name), FALLBACK_ENTRY)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,6 +208,14 @@ def _write(fd: int, path: str | os.PathLike[str], *records: Mapping[str, Any]) -
         raise AuditError(f"{path}: cannot write the audit log: {exc.strerror or first_line(exc)}") from None
     if written != len(data):
         raise AuditError(f"{path}: the audit log took {written} of {len(data)} bytes")
+
+
+@contextmanager
+def recorded(audit_log: str | os.PathLike[str]) -> Iterator[Callable[..., None]]:
+    """For an action of another service module: the audit log is opened first (a log that cannot be
+    written stops the action), and the yielded `write(*records)` appends the records once it is done."""
+    with _audit_log(audit_log) as fd:
+        yield lambda *records: _write(fd, audit_log, *records)
 
 
 def audit(audit_log: str | os.PathLike[str], principal: Principal, what: str, **details: Any) -> dict[str, Any]:

@@ -115,6 +115,7 @@ class Dataset:
     cleaning: CleaningReport | None = None
     first_date: date | None = None
     last_date: date | None = None
+    reconciliation: Reconciliation | None = None  # with the cleaning report: raw lines -> the revenue shown
 
     @property
     def table(self) -> pd.DataFrame:
@@ -153,10 +154,13 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
 
     with opened_source(source.paths, source.read, memory_limit=memory_limit) as (con, loaded):
         report = cleaning_report(con, loaded.view, options.snapshot) if with_cleaning_report else None
+        source_view = loaded.view
         if not loaded.cleaned:  # clean once; the RFM statement and the per-customer extras read the result
             con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(loaded.view))}")
             loaded = replace(loaded, view="cleaned_lines", cleaned=True)
         result = rfm_from_view(con, loaded, options)
+        reconciliation = (revenue_reconciliation(con, source_view, result, report)
+                          if report is not None else None)
         extra = con.execute(
             f"SELECT customer_id, mode(country) AS country, min(invoice_date) AS first_date, "
             f"max(invoice_date) AS last_date FROM {quote_identifier(loaded.view)} "
@@ -171,7 +175,126 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
     last = pd.Timestamp(extra["last_date"].max()).date() if len(extra) else None
     return Dataset(customers=customers, snapshot=result.snapshot, options=options,
                    fingerprint=result.fingerprint, label=source.describe(), cleaning=report,
-                   first_date=first, last_date=last)
+                   first_date=first, last_date=last, reconciliation=reconciliation)
+
+
+@dataclass(frozen=True)
+class ReconciliationStep:
+    """One step from the raw lines' revenue to the figure shown: what it is, how many lines, how much."""
+
+    step: str
+    lines: int | None
+    revenue: float
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The revenue of the raw lines, every step that takes some of it away (a cleaning rule, the
+    returns choice, the snapshot, customers without a purchase, rounding), and the revenue shown.
+
+    Why: the raw file sums to more than the dashboard's revenue, and a marketer must be able to see
+    where each part went. Every step is measured, not derived, except `rounding`: the RFM table rounds
+    each customer's monetary to cents, so the last cents are the difference. The steps add up to
+    `shown` exactly (`raw_revenue + sum(step revenues) == shown`, up to float addition)."""
+
+    raw_lines: int
+    raw_revenue: float
+    steps: tuple[ReconciliationStep, ...]
+    shown: float
+
+    def rows(self) -> list[dict[str, object]]:
+        """The reconciliation as table rows: raw lines, each step (signed), the revenue shown."""
+        out: list[dict[str, object]] = [{"step": "revenue of every line read", "lines": self.raw_lines,
+                                         "revenue": self.raw_revenue}]
+        out += [{"step": s.step, "lines": s.lines, "revenue": s.revenue} for s in self.steps]
+        out.append({"step": "revenue shown", "lines": None, "revenue": self.shown})
+        return out
+
+    def csv(self) -> bytes:
+        """The reconciliation as CSV (for the Overview's download)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows()).to_csv(index=False).encode("utf-8")
+
+
+def revenue_reconciliation(con: object, source_view: str, result: RfmResult,
+                           report: CleaningReport) -> Reconciliation:
+    """Measure where the raw lines' revenue goes on the way to the RFM table's total monetary.
+
+    `source_view` is the canonical view of every line read. The row rules are rfm.data.query's own
+    (`row_rules` with the request's snapshot, counted as the cleaning report counts them: a line under
+    the first rule it fails), so a rule added there is a step here without a change; every later step
+    is measured on the lines those rules keep. The last step, rounding, is what is left over (the RFM
+    table rounds each customer's spend to cents); anything more is named "not explained" so it
+    cannot hide."""
+    from rfm.data.cleaning import RULES
+    from rfm.data.query import IS_PURCHASE, IS_RETURN, IS_STOCK_ADJUSTMENT, deduplicated_lines_sql, row_rules
+
+    snapshot = result.options.snapshot
+    labels = dict(RULES)
+    src = quote_identifier(source_view)
+    rules = row_rules(snapshot)
+    dropped = ", ".join(
+        "coalesce(sum(amount) FILTER (WHERE " + " AND ".join([*(c for _, c in rules[:i]), f"NOT {condition}"])
+        + "), 0)" for i, (_, condition) in enumerate(rules))
+    valid_condition = " AND ".join(c for _, c in rules)
+    raw = con.execute(  # type: ignore[attr-defined]
+        f"SELECT count(*), coalesce(sum(amount), 0), {dropped}, "
+        f"coalesce(sum(amount) FILTER (WHERE {valid_condition}), 0) FROM {src}").fetchall()[0]
+    lines, total, *by_rule, valid = raw
+    kept = con.execute(  # type: ignore[attr-defined]
+        f"""SELECT coalesce(sum(amount), 0),
+            coalesce(sum(amount) FILTER (WHERE {IS_STOCK_ADJUSTMENT}), 0),
+            coalesce(sum(amount) FILTER (WHERE NOT ({IS_STOCK_ADJUSTMENT} OR {IS_PURCHASE} OR {IS_RETURN})), 0),
+            coalesce(sum(amount) FILTER (WHERE {IS_RETURN}), 0)
+            FROM ({deduplicated_lines_sql(src, snapshot)}) AS d""").fetchall()[0]
+    distinct, stock, other, returned = kept
+    net = result.options.returns == ReturnsPolicy.NET
+    counted = "amount" if net else "CASE WHEN amount > 0 THEN amount ELSE 0 END"
+    snap = result.snapshot.isoformat()
+    after = con.execute(  # type: ignore[attr-defined]
+        f"""WITH l AS (SELECT customer_id, amount, CAST(invoice_date AS DATE) AS day
+                       FROM ({deduplicated_lines_sql(src, snapshot)}) AS d WHERE {IS_PURCHASE} OR {IS_RETURN}),
+            buyers AS (SELECT DISTINCT customer_id FROM l WHERE amount > 0 AND day < CAST(? AS DATE))
+            SELECT count(*) FILTER (WHERE day >= CAST(? AS DATE)),
+                   coalesce(sum({counted}) FILTER (WHERE day >= CAST(? AS DATE)), 0),
+                   count(*) FILTER (WHERE day < CAST(? AS DATE)
+                                    AND customer_id NOT IN (SELECT customer_id FROM buyers)),
+                   coalesce(sum({counted}) FILTER (WHERE day < CAST(? AS DATE)
+                                                 AND customer_id NOT IN (SELECT customer_id FROM buyers)), 0)
+            FROM l""", [snap] * 5).fetchall()[0]
+    after_lines, after_revenue, orphan_lines, orphan_revenue = after
+    shown = float(result.table["monetary"].sum())
+    steps = [ReconciliationStep(f"dropped: {labels.get(name, name.replace('_', ' '))}",
+                                int(getattr(report, name, 0) or 0), _taken(amount))
+             for (name, _), amount in zip(rules, by_rule, strict=True)]
+    steps += [
+        ReconciliationStep(f"dropped: {labels.get('duplicate', 'exact duplicate')}", report.duplicate,
+                           _taken(float(valid) - float(distinct))),
+        ReconciliationStep(f"dropped: {labels.get('stock_adjustment', 'stock adjustment')}", report.stock_adjustment,
+                           _taken(stock)),
+        ReconciliationStep(f"dropped: {labels.get('not_purchase_or_return', 'neither purchase nor return')}",
+                           report.not_purchase_or_return, _taken(other)),
+    ]
+    if not net:
+        steps.append(ReconciliationStep("returns ignored (the returns choice)", report.return_lines,
+                                        _taken(returned)))
+    steps += [
+        ReconciliationStep(f"lines on or after the snapshot ({snap})", int(after_lines), _taken(after_revenue)),
+        ReconciliationStep("returns of customers with no purchase before the snapshot", int(orphan_lines),
+                           _taken(orphan_revenue)),
+    ]
+    rest = round(shown - (float(total) + sum(s.revenue for s in steps)), 2) + 0.0
+    # Rounding to cents moves each customer by at most half a cent.
+    rounding = abs(rest) <= 0.005 * len(result.table) + 0.01
+    steps.append(ReconciliationStep("rounding each customer's spend to cents" if rounding
+                                    else "not explained by the steps above", None, rest))
+    return Reconciliation(raw_lines=int(lines), raw_revenue=float(total), steps=tuple(steps), shown=shown)
+
+
+def _taken(amount: object) -> float:
+    """Revenue a step takes away, as a negative number (and 0.0, never -0.0, when it takes none)."""
+    return -float(amount) + 0.0  # type: ignore[arg-type]
 
 
 def _load_athena(source: AthenaSource, options: RfmOptions) -> Dataset:

@@ -4,7 +4,6 @@ centroids, and a marketer's description of a segment."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -12,23 +11,17 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from rfm.data.cleaning import CleaningReport
+from rfm.data.query import ReturnsPolicy
 from rfm.errors import DataError
 from rfm.model import RevenueConcentration, SegmentModel, revenue_concentration
-from rfm.segments import SEGMENT_DESCRIPTIONS, rf_grid
+from rfm.model.profiles import PlaybookEntry
+from rfm.segments import rf_grid
 from rfm.service.datasets import Dataset
+from rfm.service.segmentation import playbook_entry
 
 # The seed's example customer (README, model server docs): scored on the Score page by default.
 EXAMPLE_CUSTOMER: dict[str, float] = {"recency": 15, "frequency": 12, "monetary": 540.0}
-
-# Descriptions of the model's default names (k=4); other names fall back to the R x F grid's texts.
-MODEL_SEGMENT_DESCRIPTIONS: dict[str, str] = {
-    "champions": SEGMENT_DESCRIPTIONS["champions"],
-    "loyal customers": SEGMENT_DESCRIPTIONS["loyal"],
-    "at-risk": SEGMENT_DESCRIPTIONS["at risk"],
-    "hibernating": SEGMENT_DESCRIPTIONS["hibernating"],
-    "no net revenue": "Returns cancel their purchases: no net spend to segment on.",
-}
-
 
 @dataclass(frozen=True)
 class Kpis:
@@ -46,6 +39,41 @@ def kpis(dataset: Dataset) -> Kpis:
     table = dataset.customers
     return Kpis(customers=len(table), revenue=float(table["monetary"].sum()), orders=int(table["frequency"].sum()),
                 first_date=dataset.first_date, last_date=dataset.last_date, snapshot=dataset.snapshot)
+
+
+def revenue_label(policy: ReturnsPolicy) -> str:
+    """The revenue figure's label, following the returns choice: with returns ignored it is not net."""
+    return "Revenue (net of returns)" if policy == ReturnsPolicy.NET else "Revenue (returns ignored)"
+
+
+def revenue_help(policy: ReturnsPolicy) -> str:
+    """What the revenue figure holds, in a sentence."""
+    if policy == ReturnsPolicy.NET:
+        return "purchases minus returns, before the snapshot."
+    return "purchases only (returns are not subtracted), before the snapshot."
+
+
+def cleaning_rows(report: CleaningReport) -> pd.DataFrame:
+    """The cleaning report as a two-column table (what, value): rows read, dropped per rule with its
+    count, rows kept, customers, invoices, date range. Values are text, already in the app's format
+    (counts with thousands separators), because the column mixes counts and dates."""
+    from rfm.data.cleaning import RULES
+
+    rows: list[tuple[str, str]] = [("Rows read", f"{report.rows_read:,}")]
+    rows += [(f"Dropped: {label}", f"{getattr(report, name):,}") for name, label in RULES]
+    rows += [
+        ("Rows kept", f"{report.purchase_lines + report.return_lines:,}"),
+        ("  purchase lines", f"{report.purchase_lines:,}"),
+        ("  return lines", f"{report.return_lines:,}"),
+        ("Customers with a purchase", f"{report.customers:,}"),
+        ("Invoices (purchases)", f"{report.invoices:,}"),
+        ("Date range", f"{_day(report.first_date)} to {_day(report.last_date)}"),
+    ]
+    return pd.DataFrame(rows, columns=["step", "value"])
+
+
+def _day(value: object) -> str:
+    return value.date().isoformat() if hasattr(value, "date") else "–"
 
 
 def concentration(customers: pd.DataFrame) -> RevenueConcentration:
@@ -90,16 +118,16 @@ def countries(customers: pd.DataFrame) -> list[str]:
     return customers["country"].dropna().value_counts().index.astype(str).tolist()
 
 
-def segment_description(name: str, centroid: Mapping[str, float] | None = None) -> str:
-    """A marketer's one-line description of a segment, plus its typical customer when known."""
-    key = " ".join(str(name).split()).casefold()
-    base = re.sub(r"\s*\((?:high spend|mid spend|low spend|spend rank \d+)\)\s*$", "", key).strip()
-    text = MODEL_SEGMENT_DESCRIPTIONS.get(key) or SEGMENT_DESCRIPTIONS.get(base) or ""
+def segment_description(name: str, centroid: Mapping[str, float] | None = None,
+                        playbook: Mapping[str, PlaybookEntry] | None = None, default_name: str | None = None) -> str:
+    """A marketer's one-line description of a segment (the playbook's), plus its typical customer when
+    the centroid is known."""
+    text = playbook_entry(name, playbook, default_name).description
     if centroid:
         typical = (f"Typical customer: last bought {centroid['recency']:.0f} days ago, "
                    f"{centroid['frequency']:.1f} orders, {centroid['monetary']:,.0f} spent.")
         text = f"{text} {typical}".strip()
-    return text or "A segment of the current model."
+    return text
 
 
 def customer_position(model: SegmentModel, recency: float, frequency: float, monetary: float) -> pd.DataFrame:
@@ -110,6 +138,19 @@ def customer_position(model: SegmentModel, recency: float, frequency: float, mon
     rows = [{"cluster": c.id, "segment": c.name, **c.centroid,
              "distance": float(np.sqrt(((point - centers[c.id]) ** 2).sum()))} for c in model.clusters]
     return pd.DataFrame(rows).sort_values("distance", kind="stable").reset_index(drop=True)
+
+
+def customer_problem(recency: float, frequency: float, monetary: float) -> str | None:
+    """Why typed RFM values cannot be a customer (None when they can): every customer of an RFM table
+    has at least one order and a recency of zero or more days, so 0 orders with 5,000 spent is refused
+    instead of scored as "1 orders"."""
+    if recency < 0:
+        return "Recency cannot be negative: it is the days since the last purchase."
+    if frequency < 1:
+        return "A customer has at least one order: frequency is 1 or more."
+    if not np.isfinite(monetary):
+        return "Spend must be a number."
+    return None
 
 
 def lookup_customer(customers: pd.DataFrame, customer_id: str) -> pd.Series:
