@@ -68,26 +68,36 @@ def start_streamlit(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[by
     raise RuntimeError("streamlit did not become healthy within 60 s")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path) -> Iterator[dict[str, object]]:
+@contextlib.contextmanager
+def dashboard_server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path, name: str,
+                     **extra_env: str) -> Iterator[dict[str, object]]:
+    """`rfm dashboard` on the demo log with a temporary copy of models/ (nothing in the repository is
+    written), stopped afterwards; yields its url, store, demo log, log file and folder."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)")
-    tmp = tmp_path_factory.mktemp("browser")
+    tmp = tmp_path_factory.mktemp(name)
     models = tmp / "models"
     shutil.copytree(REPO / "models", models)
     env = {"RFM_MODELS_DIR": str(models), "RFM_DEMO_DATA": str(demo_parquet), "RFM_UPLOAD_DIR": str(tmp / "up"),
            "RFM_SECRETS_TOML": str(tmp / "none.toml"), "RFM_DATA": "",
            # the tests' own files are allowed data, so a bad file is refused for its content, not its place
-           "RFM_DATA_ROOTS": str(tmp_path_factory.getbasetemp())}
+           "RFM_DATA_ROOTS": str(tmp_path_factory.getbasetemp()), **extra_env}
     proc, url = start_streamlit(env, tmp / "streamlit.log")
     try:
-        yield {"url": url, "store": ModelStore(models), "demo": demo_parquet, "log": tmp / "streamlit.log"}
+        yield {"url": url, "store": ModelStore(models), "demo": demo_parquet, "log": tmp / "streamlit.log",
+               "tmp": tmp}
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path) -> Iterator[dict[str, object]]:
+    with dashboard_server(tmp_path_factory, demo_parquet, "browser") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -529,3 +539,42 @@ def test_after_promoting_the_selector_says_promoted(page, server) -> None:  # ty
     page.keyboard.press("Escape")
     assert [o for o in options if "(promoted)" in o] == [f"{target} (promoted)"], options
     page.screenshot(path=str(ARTIFACTS / "model-after-promote-1440.png"))
+
+
+def _load_local_path(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.get_by_text("Local path", exact=True).click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="File, glob or folder")
+    box.fill(text)
+    box.press("Enter")
+    settle(page)
+    wait_for_page(page, "Overview")
+    no_errors(page)
+
+
+def test_a_duplicate_folder_counts_once_and_two_years_combine(page, server, tmp_path, online_retail_parquet,  # type: ignore[no-untyped-def]
+                                                              online_retail_csv, online_retail_ii_parquet) -> None:
+    """Issue 15 on the real files: the same log as .csv.gz and .parquet in one folder shows the single
+    file's customers and revenue and names the repeated file; the 2009-10 and 2010-11 files, whose
+    headers differ, load together."""
+    folder = tmp_path / "retail"
+    folder.mkdir()
+    for path in (online_retail_parquet, online_retail_csv):
+        shutil.copy(path, folder / path.name)
+    single = compute_rfm([online_retail_parquet]).table
+    _load_local_path(page, str(folder))
+    metric = page.locator("[data-testid=stMetricValue]")
+    assert metric.first.inner_text() == f"{len(single):,}"
+    warning = page.locator("[data-testid=stAlertContentWarning]", has_text="repeats every line")
+    assert warning.count() == 1 and "counted once" in warning.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "duplicate-folder-1440.png"), full_page=True)
+
+    older = tmp_path / online_retail_ii_parquet.name
+    shutil.copy(online_retail_ii_parquet, older)
+    both = compute_rfm([older, folder / online_retail_parquet.name]).table
+    _load_local_path(page, f"{older}, {folder / online_retail_parquet.name}")
+    assert metric.first.inner_text() == f"{len(both):,}" and len(both) > len(single)
+    assert "2009" in page.locator("[data-testid=stMain]").inner_text()
+    page.set_viewport_size({"width": 390, "height": 2400})
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "two-years-390.png"), full_page=True)

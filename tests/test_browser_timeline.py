@@ -8,8 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
-import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,49 +21,23 @@ from rfm.service.datasets import FileSource
 from tests.test_browser_dashboard import (
     ARTIFACTS,
     CHART_DRAWN,
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    dashboard_server,
     no_errors,
     settle,
-    start_streamlit,
     wait_for_page,
 )
+from tests.test_browser_dashboard import browser as browser  # the shared chromium fixture
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
 PLOTLY = "[data-testid=stPlotlyChart]"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path) -> Iterator[dict[str, object]]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)")
-    tmp = tmp_path_factory.mktemp("browser-time")
-    models = tmp / "models"
-    shutil.copytree(REPO / "models", models)
-    env = {"RFM_MODELS_DIR": str(models), "RFM_DEMO_DATA": str(demo_parquet), "RFM_UPLOAD_DIR": str(tmp / "up"),
-           "RFM_SECRETS_TOML": str(tmp / "none.toml"), "RFM_DATA": "", "RFM_AUDIT_LOG": str(tmp / "audit.jsonl"),
-           "RFM_DATA_ROOTS": str(tmp_path_factory.getbasetemp())}
-    proc, url = start_streamlit(env, tmp / "streamlit.log")
-    try:
-        yield {"url": url, "store": ModelStore(models), "demo": demo_parquet, "audit": tmp / "audit.jsonl"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    audit = tmp_path_factory.getbasetemp() / "time-audit.jsonl"
+    with dashboard_server(tmp_path_factory, demo_parquet, "browser-time", RFM_AUDIT_LOG=str(audit)) as running:
+        yield {**running, "audit": audit}
 
 
 def open_page(browser, server, width: int, height: int = 3600):  # type: ignore[no-untyped-def]
