@@ -2,7 +2,8 @@
 
     python benchmarks/run_all.py [--only serve,peer,...] [--out docs/PERFORMANCE.md]
 
-Each benchmark runs as its own process, its output streamed as it goes; the rows it prints through
+Each benchmark runs as its own process, once the load average has settled under 1 (or after two
+minutes), its output streamed as it goes; the rows it prints through
 benchmarks/figures.py (ours, the baseline measured in the same run, the target) are gathered into one
 table with the machine, the date and the load average. Inputs: a 10-million-line demo log
 (bench-data/demo-10m.parquet, generated on first use), a 100-million-line one for the scale run
@@ -56,9 +57,20 @@ def ensure_demo() -> None:
                        check=True, cwd=REPO)
 
 
+def settle(limit: float = 1.0, patience_s: float = 120.0) -> float:
+    """Wait (at most `patience_s`) until the 1-minute load average is under `limit`, so a benchmark does
+    not start while the previous one's processes (or anything else) still hold the cores; returns it."""
+    deadline = time.monotonic() + patience_s
+    while os.getloadavg()[0] >= limit and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]
+
+
 def run(name: str, argv: list[str]) -> tuple[list[dict[str, object]], str]:
     """Run one benchmark, echoing its output; its rows and how it ended."""
-    print(f"\n=== {name}: {' '.join(Path(a).name if a.startswith(str(REPO)) else a for a in argv)}", flush=True)
+    load = settle()
+    print(f"\n=== {name}: {' '.join(Path(a).name if a.startswith(str(REPO)) else a for a in argv)} "
+          f"(load average {load:.2f})", flush=True)
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
