@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from rfm.cli.common import (
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rfm.config import Settings
-    from rfm.service.timeline import Segments, Validation
+    from rfm.service.timeline import Segments, Timeline, Validation
 
 
 def _add_log_args(parser: argparse.ArgumentParser) -> None:
@@ -105,37 +107,39 @@ def _segments(args: argparse.Namespace, settings: Settings) -> Segments:
     return timeline.segments_for("rfm", None)
 
 
-def _write(frame: pd.DataFrame, out: str) -> None:
-    from rfm.service.datasets import write_csv
-
-    write_csv(frame, out)
-
-
-def cmd_migration(args: argparse.Namespace) -> int:
+@contextmanager
+def _opened_log(args: argparse.Namespace) -> Iterator[tuple[Timeline, Segments]]:
+    """The log the flags name, opened for the timeline jobs, and the segments `--by` asks for."""
     from rfm.service import timeline
 
     settings = settings_from_args(args)
     request = dataset_request(args, settings)
     segments = _segments(args, settings)
     with timeline.opened(request.source, args.returns, memory_limit=settings.duckdb_memory_limit) as log:
+        yield log, segments
+
+
+def _write(frame: pd.DataFrame, out: str) -> str:
+    """Write the CSV to `out` (- is standard output); returns " to OUT" for the summary line, or ""."""
+    from rfm.service.datasets import write_csv
+
+    write_csv(frame, out)
+    return "" if out == "-" else f" to {out}"
+
+
+def cmd_migration(args: argparse.Namespace) -> int:
+    with _opened_log(args) as (log, segments):
         result = log.migration(args.start, args.end, segments)
-    _write(result.table, args.out)
-    where = "" if args.out == "-" else f" to {args.out}"
+    where = _write(result.table, args.out)
     print(f"wrote {len(result.table):,} moves of {result.customers:,} customers ({segments.describe()}, "
           f"{args.start} -> {args.end}){where}", file=sys.stderr)
     return 0
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
-    from rfm.service import timeline
-
-    settings = settings_from_args(args)
-    request = dataset_request(args, settings)
-    segments = _segments(args, settings)
-    with timeline.opened(request.source, args.returns, memory_limit=settings.duckdb_memory_limit) as log:
+    with _opened_log(args) as (log, segments):
         result = log.trend(segments, args.every)
-    _write(result.table, args.out)
-    where = "" if args.out == "-" else f" to {args.out}"
+    where = _write(result.table, args.out)
     print(f"wrote {len(result.snapshots)} {args.every}-end snapshots ({result.snapshots[0]} to "
           f"{result.snapshots[-1]}, {segments.describe()}){where}", file=sys.stderr)
     return 0
@@ -153,13 +157,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         k_range = (args.k_min, args.k_max)
     elif args.k_out:
         raise DataError("--k-out needs --k-min and --k-max")
-    settings = settings_from_args(args)
-    request = dataset_request(args, settings)
-    segments = _segments(args, settings)
-    with timeline.opened(request.source, args.returns, memory_limit=settings.duckdb_memory_limit) as log:
+    with _opened_log(args) as (log, segments):
         result = log.validate(args.snapshot, args.horizon_days, segments, k_range=k_range)
-    _write(result.table[list(timeline.VALIDATION_COLUMNS)], args.out)
-    where = "" if args.out == "-" else f" to {args.out}"
+    where = _write(result.table[list(timeline.VALIDATION_COLUMNS)], args.out)
     print(f"wrote {len(result.table)} segments ({segments.describe()}, snapshot {result.snapshot}, next "
           f"{result.horizon_days} days to {result.end}){where}", file=sys.stderr)
     if result.explained is not None:
