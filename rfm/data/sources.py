@@ -219,7 +219,7 @@ def load_source(
     files = expand_paths(paths)
     if not files:
         raise DataError("no input files given")
-    groups = _file_groups(con, files, options)
+    groups = _file_groups(con, files)
 
     parts: list[str] = []
     mapping: ColumnMapping | None = None
@@ -256,27 +256,39 @@ def load_source(
     )
 
 
-def _file_groups(con: duckdb.DuckDBPyConnection, files: list[str],
-                 options: SourceOptions) -> dict[tuple[str, str], list[str]]:
+def _file_groups(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[tuple[str, str], list[str]]:
     """The files grouped by format and header, in the order given: each group is read as one relation
     and mapped on its own, so two years of a log whose headers differ (`Invoice`/`Price`/`Customer ID`
     against `InvoiceNo`/`UnitPrice`/`CustomerID`) are each mapped and then combined."""
+    formats = {file: detect_format(file) for file in files}
+    parquet_keys = _parquet_header_keys(con, [f for f, fmt in formats.items() if fmt == "parquet"])
     groups: dict[tuple[str, str], list[str]] = {}
-    for file in files:
-        fmt = detect_format(file)
-        groups.setdefault((fmt, _header_key(con, fmt, file, options)), []).append(file)
+    for file, fmt in formats.items():
+        key = parquet_keys.get(file, "") if fmt == "parquet" else _header_key(fmt, file)
+        groups.setdefault((fmt, key), []).append(file)
     return groups
 
 
-def _header_key(con: duckdb.DuckDBPyConnection, fmt: str, file: str, options: SourceOptions) -> str:
-    """What makes two files of one format readable as one relation: Parquet column names, a CSV's first
-    line; every Excel file is read on its own (its sheets are stacked by `_read_excel`)."""
-    if fmt == "parquet":
-        try:
-            names = con.execute("SELECT name FROM parquet_schema(?)", [duckdb_path(file)]).fetchall()
-        except duckdb.Error:
-            return ""  # unreadable: `_register_raw` says why, naming the file
-        return "|".join(sorted(C.normalise_header(str(n[0])) for n in names))
+def _parquet_header_keys(con: duckdb.DuckDBPyConnection, files: list[str]) -> dict[str, str]:
+    """Each Parquet file's sorted, normalised column names, from one schema query over all of them (a
+    Hive folder may hold thousands of files). Unreadable files get no key: `_register_raw` says why."""
+    if len(files) < 2:
+        return {}  # one file is one group whatever its header
+    try:
+        paths = [duckdb_path(f) for f in files]
+        rows = con.execute("SELECT file_name, name FROM parquet_schema(?)", [paths]).fetchall()
+    except duckdb.Error:
+        return {}
+    names: dict[str, list[str]] = {}
+    for file, name in rows:
+        names.setdefault(str(file), []).append(C.normalise_header(str(name)))
+    return {file: "|".join(sorted(found)) for file, found in names.items()}
+
+
+def _header_key(fmt: str, file: str) -> str:
+    """What makes two files of one format readable as one relation besides Parquet (see
+    `_parquet_header_keys`): a CSV's first line; every Excel file is read on its own (its sheets are
+    stacked by `_read_excel`)."""
     if fmt == "csv":
         opener = gzip.open if _extension(file).endswith(".gz") else open
         try:
