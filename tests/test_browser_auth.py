@@ -14,22 +14,17 @@ tests/test_access.py's job.) Screenshots in tests/artifacts/auth-*.png.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from rfm.model import ModelStore
 from tests.test_browser_dashboard import (
     ARTIFACTS,
-    CHROMIUM,
-    REPO,
+    dashboard_server,
     goto,
     settle,
-    start_streamlit,
     wait_for_page,
     wait_idle,
 )
@@ -64,12 +59,7 @@ def provider() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path, provider: str) -> Iterator[dict[str, object]]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)")
-    tmp = tmp_path_factory.mktemp("browser-auth")
-    models = tmp / "models"
-    shutil.copytree(REPO / "models", models)
-    secrets = tmp / "secrets.toml"
+    secrets = tmp_path_factory.mktemp("browser-auth-secrets") / "secrets.toml"
     secrets.write_text(
         "[auth]\n"
         'redirect_uri = "http://127.0.0.1:{port}/oauth2callback"\n'  # Streamlit puts its own port in
@@ -77,18 +67,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_parquet: Path, provide
         'client_id = "rfm-dashboard"\n'
         'client_secret = "rfm-dashboard-secret"\n'
         f'server_metadata_url = "{provider}/.well-known/openid-configuration"\n')
-    env = {"RFM_MODELS_DIR": str(models), "RFM_DEMO_DATA": str(demo_parquet), "RFM_UPLOAD_DIR": str(tmp / "up"),
-           "RFM_SECRETS_TOML": str(secrets), "RFM_DATA": "", "RFM_AUDIT_LOG": str(tmp / "audit.jsonl"),
-           "RFM_MARKETERS": MARKETER, "RFM_ANALYSTS": ANALYST}
-    proc, url = start_streamlit(env, tmp / "streamlit.log")
-    try:
-        yield {"url": url, "store": ModelStore(models), "log": tmp / "streamlit.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    audit = secrets.with_name("audit.jsonl")
+    with dashboard_server(tmp_path_factory, demo_parquet, "browser-auth", RFM_SECRETS_TOML=str(secrets),
+                          RFM_AUDIT_LOG=str(audit), RFM_MARKETERS=MARKETER, RFM_ANALYSTS=ANALYST) as running:
+        yield {**running, "audit": audit}
 
 
 def _context(browser, width: int = 1440):  # type: ignore[no-untyped-def]
@@ -169,7 +151,7 @@ def test_a_marketer_sees_data_and_export_but_no_model_controls(browser, server) 
     assert info.value.suggested_filename.endswith(".csv")
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "auth-marketer-export.png"), full_page=True)
-    audit = Path(str(server["log"])).with_name("audit.jsonl").read_text().splitlines()
+    audit = Path(str(server["audit"])).read_text().splitlines()
     assert any('"who": "mia@shop.example"' in line and '"what": "export"' in line for line in audit)
     context.close()
 
