@@ -6,7 +6,12 @@ own Excel support is an extension that cannot be downloaded here), maps the head
 columns, converts types with a clear error for the first bad value, and registers a view with:
 
     customer_id VARCHAR, invoice_id VARCHAR, invoice_date TIMESTAMP, quantity DOUBLE,
-    unit_price DOUBLE, amount DOUBLE, country VARCHAR, _cancellation BOOLEAN, _line_hash UBIGINT
+    unit_price DOUBLE, amount DOUBLE, country VARCHAR, _customer_key (an integer type or VARCHAR),
+    _invoice_key UBIGINT, _cancellation BOOLEAN, _line_hash UBIGINT
+
+`_customer_key` is what the large aggregations group by: the source's integer id where the column
+holds integers, else `customer_id` itself; `CAST(_customer_key AS VARCHAR) = customer_id` always.
+`_invoice_key` (UBIGINT) is a 64-bit hash of `invoice_id`, for queries that only group by invoice.
 
 `_line_hash` is a 64-bit hash of every source column but the customer (invoice, stock code,
 description, ...), so that "exact duplicate line" (identical in every column of the source) is a
@@ -455,10 +460,13 @@ def _canonical_select(
             f"NULLIF(CASE WHEN starts_with({text}, ' ') OR ends_with({text}, ' ') THEN trim({text}) "
             f"ELSE {text} END, '')"
         )
-        invoice = exprs[C.INVOICE_ID]
-        # In a cleaned log every negative line is a return (invoice ids may be derived ones).
+        # In a cleaned log every negative line is a return (invoice ids may be derived ones). Otherwise the
+        # (trimmed) invoice id starts with C or c, tested on the raw text: the trimmed id's expression,
+        # inlined into every filter that reads `_cancellation`, was a third of the raw table's time.
         cancellation = (
-            f"({exprs[C.AMOUNT]}) < 0" if cleaned else f"(starts_with({invoice}, 'C') OR starts_with({invoice}, 'c'))"
+            f"({exprs[C.AMOUNT]}) < 0" if cleaned
+            else f"CASE WHEN starts_with({text}, ' ') THEN starts_with(lower(ltrim({text})), 'c') "
+                 f"ELSE starts_with({text}, 'C') OR starts_with({text}, 'c') END"
         )
     else:
         # Without invoice ids an invoice is a customer's purchases on one day, and a negative line is
@@ -480,9 +488,18 @@ def _canonical_select(
         line_hash = f"hash({', '.join(q(c) for c in line_columns)})"
     select = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items())
     return (
-        f"SELECT {select}, coalesce({cancellation}, false) AS _cancellation, "
-        f"{line_hash} AS _line_hash, {file_expr} AS _file FROM {q(raw)}"
+        f"SELECT {select}, {_customer_key_expr(mapping.customer_id, types[mapping.customer_id], exprs)} AS "
+        f"_customer_key, hash({exprs[C.INVOICE_ID]}) AS _invoice_key, "
+        f"coalesce({cancellation}, false) AS _cancellation, {line_hash} AS _line_hash, {file_expr} AS _file "
+        f"FROM {q(raw)}"
     )
+
+
+def _customer_key_expr(column: str, dtype: str, exprs: Mapping[str, str]) -> str:
+    """The customer as the aggregations group it: the source's own integer when the column holds
+    integers (grouping 10 million lines by an integer instead of its text halves the de-duplication),
+    the canonical text otherwise. `CAST(_customer_key AS VARCHAR)` is always `customer_id`."""
+    return q(column) if dtype in _INTEGER_TYPES else f"({exprs[C.CUSTOMER_ID]})"
 
 
 @dataclass(frozen=True)

@@ -86,12 +86,12 @@ def invoice_days_sql(source: str, *, cleaned: bool = False,
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned
-        else f"SELECT customer_id, invoice_id, invoice_date, amount FROM ({cleaned_lines_sql(source)}) AS c"
+        else f"SELECT * FROM ({cleaned_lines_sql(source, keys=True)}) AS c"
     )
     revenue = "sum(amount)" if ReturnsPolicy(returns) == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
     return f"""
 SELECT
-    customer_id,
+    CAST(customer_id AS VARCHAR) AS customer_id,
     invoice_id,
     CAST(invoice_date AS DATE) AS day,
     max(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS purchase,
