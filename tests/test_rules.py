@@ -263,3 +263,28 @@ def test_a_snapshot_after_the_run_date_still_drops_future_lines(tmp_path):
     assert list(t.index) == ["1"]
     con = connect()
     assert cleaning_report(con, load_source(con, [path]).view, date(2100, 1, 1)).future_date == 1
+
+
+def test_a_log_without_purchases_says_which_rules_dropped_its_lines(tmp_path):
+    """The error names the rules that left nothing (the same words in the CLI and the dashboard), not a
+    command to run elsewhere."""
+    path = write_log(tmp_path / "log.csv", [
+        line("1", 1, "2011-01-10 09:00", 1.0, None),
+        line("2", 1, "2011-01-10 09:00", 1.0, None),
+        line("3", 1, "2011-01-10 09:00", 0.0, 5),
+        line("C4", -1, "2011-01-10 09:00", 1.0, 6),
+    ])
+    with pytest.raises(DataError) as error:
+        compute_rfm([path])
+    message = str(error.value)
+    assert "no customer has a purchase after cleaning: of 4 lines read: 2 no customer id, " in message
+    assert "1 zero or negative price" in message and "1 return line but no purchase" in message
+    assert "rfm ingest" not in message
+
+
+def test_the_dashboard_s_dataset_error_without_purchases_names_the_rules_too(tmp_path):
+    from rfm.service.datasets import DatasetRequest, FileSource, load_dataset
+
+    path = write_log(tmp_path / "log.csv", [line("1", 1, "2011-01-10 09:00", 1.0, None)])
+    with pytest.raises(DataError, match=r"after cleaning: of 1 lines read: 1 no customer id"):
+        load_dataset(DatasetRequest(source=FileSource(paths=(str(path),))))

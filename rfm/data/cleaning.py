@@ -68,6 +68,17 @@ class CleaningReport:
         return [f"{os.path.basename(file)} repeats every line of {os.path.basename(of)}: its lines were counted "
                 "once, as duplicates" for file, of in self.repeated_files]
 
+    def why_nothing_is_left(self) -> str:
+        """What the rules dropped, biggest first, for an error when no purchase is left: "of 1,200 lines
+        read, 1,000 have no customer id, 200 are exact duplicates of another line"."""
+        drops = sorted(((getattr(self, name), label) for name, label in RULES if getattr(self, name)),
+                       key=lambda item: -item[0])
+        said = ", ".join(f"{count:,} {label}" for count, label in drops[:3])
+        if self.purchase_lines == 0 and self.return_lines:
+            returns = f"{self.return_lines:,} return line{'s' if self.return_lines != 1 else ''} but no purchase"
+            said = ", ".join(filter(None, [said, returns]))
+        return f"of {self.rows_read:,} lines read: {said or 'no line was dropped, yet none is a purchase'}"
+
     def format(self) -> str:
         """The report as `rfm ingest` prints it."""
         width = max(len(label) for _, label in RULES) + 12

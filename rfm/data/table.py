@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import duckdb
 
+from rfm.data.cleaning import CleaningReport, cleaning_report
 from rfm.data.engine import connect, first_row, quote_identifier, quote_literal
 from rfm.data.query import RFM_COLUMNS, ReturnsPolicy, rfm_sql
 from rfm.data.sources import LoadedSource, SourceOptions, opened_source
@@ -53,9 +54,12 @@ class RfmResult:
 
 
 def rfm_from_view(
-    con: duckdb.DuckDBPyConnection, source: LoadedSource, options: RfmOptions | None = None
+    con: duckdb.DuckDBPyConnection, source: LoadedSource, options: RfmOptions | None = None,
+    report: CleaningReport | None = None, raw_view: str | None = None,
 ) -> RfmResult:
-    """Run the one RFM query against a loaded source."""
+    """Run the one RFM query against a loaded source. Without customers, the error says what the
+    cleaning rules dropped: `report` when the caller has it, else the report on `raw_view` (the raw
+    log's view, when `source` is a table cleaned from it) or on a raw `source`."""
     options = options or RfmOptions()
     sql = rfm_sql(
         quote_identifier(source.view),
@@ -64,6 +68,11 @@ def rfm_from_view(
         returns=options.returns,
     )
     frame = con.execute(sql).df()
+    if frame.empty:
+        raw_view = raw_view or (None if source.cleaned else source.view)
+        if report is None and raw_view is not None:
+            report = cleaning_report(con, raw_view, options.snapshot)
+        raise no_customers(source.files[0], options, report)
     return result_from_frame(frame, options, where=source.files[0])
 
 
@@ -180,15 +189,16 @@ def _process_exists(pid: int) -> bool:
 
 
 def copy_to(con: duckdb.DuckDBPyConnection, select: str, out: str, *, make_parents: bool = False,
-            kv_metadata: str = "", if_empty: DataError | None = None) -> int:
+            kv_metadata: str = "", if_empty: Callable[[], DataError] | None = None) -> int:
     """`COPY (select) TO out` by out's extension, atomically (`-`: standard output, through this process's
     own stream, so `>> file` appends); returns the rows written. One-line DataError when out cannot be
-    written; `if_empty` is raised (and nothing written to a file) when there are no rows."""
+    written; the error `if_empty()` makes is raised (and nothing written to a file) when there are no
+    rows (made only then: it may query the log for the reason)."""
     options = copy_options(out) + kv_metadata
     if out == "-":
         rows = _copy_to_stream(con, select, options, sys.stdout.buffer)
         if not rows and if_empty is not None:
-            raise if_empty
+            raise if_empty()
         return rows
     with output_file(out, make_parents=make_parents) as tmp:
         try:
@@ -198,7 +208,7 @@ def copy_to(con: duckdb.DuckDBPyConnection, select: str, out: str, *, make_paren
             raise DataError(f"{out}: cannot write: {reason}") from None
         rows = int(row[0]) if row else 0
         if not rows and if_empty is not None:
-            raise if_empty
+            raise if_empty()
     return rows
 
 
@@ -263,7 +273,8 @@ def write_rfm_table(
         sql = rfm_sql(quote_identifier(source.view), cleaned=source.cleaned, snapshot=options.snapshot,
                       returns=options.returns)
         select = f"SELECT {', '.join(RFM_COLUMNS)} FROM ({sql}) AS rfm"
-        return copy_to(con, select, out, if_empty=_no_customers(source.files[0], options))
+        return copy_to(con, select, out, if_empty=lambda: no_customers(
+            source.files[0], options, None if source.cleaned else cleaning_report(con, source.view, options.snapshot)))
 
 
 write_rfm_csv = write_rfm_table  # the older name (it writes CSV or Parquet by extension now)
@@ -280,11 +291,14 @@ def write_frame(frame: pd.DataFrame, out: str) -> int:
         con.close()
 
 
-def _no_customers(where: str, options: RfmOptions) -> DataError:
+def no_customers(where: str, options: RfmOptions, report: CleaningReport | None = None) -> DataError:
+    """The error for a table without customers, with the cleaning report's reason when there is one
+    (the same words in the CLI and the dashboard, neither pointing at the other)."""
+    reason = f": {report.why_nothing_is_left()}" if report is not None else ""
     return DataError(
         f"{where}: no customer has a purchase"
         + (f" before the snapshot date {options.snapshot}" if options.snapshot else "")
-        + " after cleaning (see `rfm ingest` for the cleaning report)"
+        + f" after cleaning{reason}"
     )
 
 
@@ -305,7 +319,7 @@ def result_from_frame(frame: pd.DataFrame, options: RfmOptions, where: str) -> R
     import pandas as pd
 
     if frame.empty:
-        raise _no_customers(where, options)
+        raise no_customers(where, options)
     snapshot = pd.Timestamp(frame["snapshot_date"].iloc[0]).date()
     table = frame[list(RFM_COLUMNS)].copy()
     table["customer_id"] = table["customer_id"].astype(str)

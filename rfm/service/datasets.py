@@ -158,7 +158,7 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
         if not loaded.cleaned:  # clean once; the RFM statement and the per-customer extras read the result
             con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(loaded.view))}")
             loaded = replace(loaded, view="cleaned_lines", cleaned=True)
-        result = rfm_from_view(con, loaded, options)
+        result = rfm_from_view(con, loaded, options, report, raw_view=source_view)
         reconciliation = (revenue_reconciliation(con, source_view, result, report)
                           if report is not None else None)
         extra = con.execute(
