@@ -89,7 +89,7 @@ def row_rules(snapshot: date | None = None) -> tuple[tuple[str, str], ...]:
     """The rules on single lines, in the order the cleaning report counts them: (the report's field, the
     condition a line must meet to pass). A line is counted under the first rule it fails."""
     return (
-        ("no_customer", "(customer_id IS NOT NULL)"),
+        ("no_customer", "(_customer_key IS NOT NULL)"),  # the key: no text made for the test
         ("incomplete", COMPLETE),
         ("bad_number", NUMBERS_OK),
         ("future_date", date_ok(snapshot)),
@@ -126,12 +126,13 @@ def cleaned_lines_sql(source: str, snapshot: date | None = None, *, keys: bool =
 
     With `keys` (for queries that group the lines again and only show customers): LINE_COLUMNS, with
     the source's `_customer_key` as `customer_id` (an integer where the ids are; text again on the
-    query's few output rows) and `_invoice_key` as `invoice_id`, so the de-duplication's rows are
-    fixed-width: on 10 million lines it takes a third less time and half the memory.
+    query's few output rows), `_invoice_key` as `invoice_id` and the date as a DATE, so the
+    de-duplication's rows are narrow and fixed-width: on 10 million lines it takes a third less time
+    and half the memory.
     """
     if keys:
         outer = "_customer_key AS customer_id, invoice_id, invoice_date, amount"
-        inner = "_customer_key, _invoice_key AS invoice_id, invoice_date, amount"
+        inner = "_customer_key, _invoice_key AS invoice_id, CAST(invoice_date AS DATE) AS invoice_date, amount"
     else:
         outer = ", ".join(["CAST(_customer_key AS VARCHAR) AS customer_id", *CLEANED_COLUMNS[1:]])
         inner = ", ".join(["_customer_key", *CLEANED_COLUMNS[1:]])
