@@ -53,6 +53,33 @@ def test_cleaning_report_counts_each_rule(log):
     assert str(r.last_date.date()) == "2011-01-31"
 
 
+def test_one_list_of_report_rows_worded_alike_in_the_cli_and_the_dashboard(log):
+    from rfm.service.insights import cleaning_rows
+
+    r = report(log)
+    rows = {row.label: row.value for row in r.rows()}
+    assert rows["lines read"] == 11 and rows["lines kept"] == 6
+    assert rows["lines read"] == rows["lines kept"] + sum(v for k, v in rows.items() if k.startswith("dropped: "))
+    assert (rows["kept: purchase lines"], rows["kept: return lines"]) == (4, 2)
+    assert (rows["customers with a purchase"], rows["invoices with a purchase"]) == (2, 3)
+    assert rows["dates of the lines kept"] == (date(2011, 1, 10), date(2011, 1, 31))
+    assert rows["revenue of the purchase lines kept"] == pytest.approx(33.0)
+    assert rows["revenue of the return lines kept"] == pytest.approx(-13.0)
+    assert rows["net revenue of the lines kept"] == pytest.approx(20.0)
+    # the CLI prints each row once, its parts indented, in the same words and order
+    printed = r.format().splitlines()
+    assert [line.split("  ")[0] if not line.startswith("  ") else line.strip().split("  ")[0] for line in printed] == [
+        row.label for row in r.rows()]
+    assert printed[0].startswith("lines read") and printed[0].endswith(" 11")
+    assert printed[1].startswith("  dropped: no customer id") and printed[-1].endswith(" 20.00")
+    assert "dates of the lines kept" in r.format() and "2011-01-10 to 2011-01-31" in r.format()
+    # the dashboard's table: the same labels and numbers, unformatted
+    table = cleaning_rows(r)
+    assert table["step"].tolist() == [row.label for row in r.rows()]
+    assert table["value"].tolist() == [row.value for row in r.rows()]
+    assert set(table["kind"]) == {"count", "money", "dates"}
+
+
 def test_rfm_net_returns_policy(log):
     t = rfm(log)
     assert list(t.index) == ["1", "2"]  # customer 4 has only a return; 3 only a stock adjustment

@@ -100,10 +100,15 @@ class CleaningReport:
         return "\n".join(lines)
 
 
-def cleaning_report(con: duckdb.DuckDBPyConnection, view: str, snapshot: date | None = None) -> CleaningReport:
+def cleaning_report(con: duckdb.DuckDBPyConnection, view: str, snapshot: date | None = None, *,
+                    totals: str | None = None, kept: str | None = None) -> CleaningReport:
     """Run the report query on a canonical view (see rfm.data.sources.load_source); with a `snapshot`,
-    lines on or after it count as dated in the future (as the RFM table leaves them out)."""
-    cursor = con.execute(cleaning_report_sql(quote_identifier(view), snapshot))
+    lines on or after it count as dated in the future (as the RFM table leaves them out). `totals` and
+    `kept` name tables made already from the view with the same snapshot (rfm.data.query's
+    `rule_totals_sql` and `kept_summary_sql`), so the log is not read again."""
+    cursor = con.execute(cleaning_report_sql(quote_identifier(view), snapshot,
+                                             totals=quote_identifier(totals) if totals else None,
+                                             kept=quote_identifier(kept) if kept else None))
     names = [d[0] for d in cursor.description]
     row = first_row(cursor)
     assert row is not None

@@ -103,21 +103,6 @@ def valid_lines_sql(source: str, snapshot: date | None = None) -> str:
     return f"SELECT * FROM {source} WHERE " + " AND ".join(condition for _, condition in row_rules(snapshot))
 
 
-def deduplicated_lines_sql(source: str, snapshot: date | None = None) -> str:
-    """Valid lines, exact duplicates (identical in every source column) collapsed to one; `customer_id`
-    here is the source's `_customer_key` (counted and compared, never shown).
-
-    Lines are grouped by customer and `_line_hash`, the source's 64-bit hash of every other column: a
-    narrow key keeps the hash table small on logs of many millions of lines, and two different lines of
-    one customer would have to collide on 64 bits to be merged.
-    """
-    kept = ", ".join(f"any_value({c}) AS {c}" for c in (*CLEANED_COLUMNS[1:], "_cancellation"))
-    return (
-        f"SELECT _customer_key AS customer_id, {kept} FROM ({valid_lines_sql(source, snapshot)}) AS valid "
-        "GROUP BY _customer_key, _line_hash"
-    )
-
-
 def cleaned_lines_sql(source: str, snapshot: date | None = None, *, keys: bool = False) -> str:
     """The cleaned log: purchases (amount > 0) and returns (amount < 0) in canonical columns.
 
@@ -230,45 +215,110 @@ ORDER BY CAST(customer_id AS VARCHAR)
 """.strip()
 
 
-def cleaning_report_sql(source: str, snapshot: date | None = None) -> str:
+def rule_totals_sql(source: str, snapshot: date | None = None) -> str:
+    """One scan of every line read: `rows_read` and `raw_revenue`; per row rule (see `row_rules`) the
+    lines it drops, counted under the first rule they fail, and their revenue (`<rule>_revenue`);
+    `valid_rows` and `valid_revenue`, the lines every rule keeps (before de-duplication)."""
+    rules = row_rules(snapshot)
+    parts = ["count(*) AS rows_read", "coalesce(sum(amount), 0) AS raw_revenue"]
+    for i, (name, condition) in enumerate(rules):
+        fails_here = " AND ".join([*(c for _, c in rules[:i]), f"NOT {condition}"])
+        parts += [f"count(*) FILTER (WHERE {fails_here}) AS {name}",
+                  f"coalesce(sum(amount) FILTER (WHERE {fails_here}), 0) AS {name}_revenue"]
+    valid = " AND ".join(c for _, c in rules)
+    parts += [f"count(*) FILTER (WHERE {valid}) AS valid_rows",
+              f"coalesce(sum(amount) FILTER (WHERE {valid}), 0) AS valid_revenue"]
+    return "SELECT\n    " + ",\n    ".join(parts) + f"\nFROM {source}"
+
+
+def distinct_lines_sql(source: str, snapshot: date | None = None) -> str:
+    """The valid lines of every kind (purchases, returns, stock adjustments, others), exact duplicates
+    collapsed to one, in narrow fixed-width columns: `customer_id` is the source's `_customer_key`,
+    `invoice_id` its `_invoice_key`; plus the date, amount and `_cancellation` (no text: carrying a
+    country through the de-duplication took as long as the rest of it)."""
+    return ("SELECT DISTINCT _line_hash, _customer_key AS customer_id, _invoice_key AS invoice_id, invoice_date, "
+            f"amount, _cancellation FROM ({valid_lines_sql(source, snapshot)}) AS valid")
+
+
+LINE_KIND = (f"CASE WHEN {IS_PURCHASE} THEN 'purchase' WHEN {IS_RETURN} THEN 'return' "
+             f"WHEN {IS_STOCK_ADJUSTMENT} THEN 'stock_adjustment' ELSE 'other' END")
+
+
+def line_summary_sql(source: str, snapshot: date | None = None) -> str:
+    """The de-duplicated valid lines (`distinct_lines_sql`) summed per customer, invoice, day and kind
+    (`purchase`, `return`, `stock_adjustment`, `other`): `lines`, `amount` (their sum),
+    `first_time` and `last_time`. A log's one de-duplication, kept small (an invoice's lines share a
+    row), so the cleaning report, the revenue reconciliation, the RFM statement and the per-customer
+    extras each read some hundred thousand rows instead of the lines again."""
+    return f"""
+SELECT
+    customer_id, invoice_id, CAST(invoice_date AS DATE) AS day, {LINE_KIND} AS kind,
+    count(*) AS lines, sum(amount) AS amount, min(invoice_date) AS first_time, max(invoice_date) AS last_time
+FROM ({distinct_lines_sql(source, snapshot)}) AS d
+GROUP BY ALL
+""".strip()
+
+
+def summary_lines_sql(summary: str) -> str:
+    """Purchases and returns of a `line_summary_sql` relation as the RFM statement reads lines (one row
+    per invoice, day and kind: the same recency, frequency and monetary as the lines themselves)."""
+    return (f"SELECT customer_id, invoice_id, day AS invoice_date, amount, lines, first_time, last_time "
+            f"FROM {summary} WHERE kind IN ('purchase', 'return')")
+
+
+def customer_countries_sql(source: str, snapshot: date | None = None) -> str:
+    """Per customer (`_customer_key` as `customer_id`) and country, the purchase and return lines that
+    pass the row rules (before de-duplication: a repeated line repeats its country): what the
+    customer's most frequent country is taken from."""
+    kept = f"{valid_lines_sql(source, snapshot)} AND {IS_PURCHASE_OR_RETURN}"
+    return f"SELECT _customer_key AS customer_id, country, count(*) AS lines FROM ({kept}) AS kept " \
+           "WHERE country IS NOT NULL GROUP BY ALL"
+
+
+def kept_summary_sql(summary: str) -> str:
+    """What is left after de-duplication, from a `line_summary_sql` relation: its lines, and per kind
+    (stock adjustment, purchase, return, neither) lines and revenue; customers and invoices with a
+    purchase; the first and last time of a purchase or return. Invoices are counted by their 64-bit key
+    (two ids would have to collide on 64 bits to be counted once)."""
+    def lines(kind: str) -> str:
+        return f"coalesce(sum(lines) FILTER (WHERE kind = '{kind}'), 0)"
+
+    def revenue(kind: str) -> str:
+        return f"coalesce(sum(amount) FILTER (WHERE kind = '{kind}'), 0)"
+
+    return f"""
+SELECT
+    coalesce(sum(lines), 0) AS distinct_rows,
+    {lines('stock_adjustment')} AS stock_adjustment, {revenue('stock_adjustment')} AS stock_adjustment_revenue,
+    {lines('other')} AS not_purchase_or_return, {revenue('other')} AS not_purchase_or_return_revenue,
+    {lines('purchase')} AS purchase_lines, {lines('return')} AS return_lines,
+    count(DISTINCT customer_id) FILTER (WHERE kind = 'purchase') AS customers,
+    count(DISTINCT invoice_id) FILTER (WHERE kind = 'purchase') AS invoices,
+    min(first_time) FILTER (WHERE kind IN ('purchase', 'return')) AS first_date,
+    max(last_time) FILTER (WHERE kind IN ('purchase', 'return')) AS last_date,
+    {revenue('purchase')} AS purchase_revenue, {revenue('return')} AS returned_revenue
+FROM {summary}
+""".strip()
+
+
+def cleaning_report_sql(source: str, snapshot: date | None = None, *, totals: str | None = None,
+                        kept: str | None = None) -> str:
     """Counts for the cleaning report: rows read and dropped per rule, kept lines, customers, revenue.
 
-    Rules are counted in order (a line is counted under the first rule that drops it).
-    """
+    Rules are counted in order (a line is counted under the first rule that drops it). Two passes over
+    the log, each skipped when its result is given as a relation made already (the dashboard keeps
+    both): the rule totals (`totals`, of `rule_totals_sql`) and what de-duplication leaves (`kept`, of
+    `kept_summary_sql`)."""
     rules = row_rules(snapshot)
-    counted = ",\n        ".join(
-        "count(*) FILTER (WHERE " + " AND ".join([*(c for _, c in rules[:i]), f"NOT {condition}"]) + f") AS {name}"
-        for i, (name, condition) in enumerate(rules)
-    )
+    kept_sql = f"SELECT * FROM {kept}" if kept else kept_summary_sql(f"({line_summary_sql(source, snapshot)}) AS s")
     return f"""
-WITH counts AS (
-    SELECT
-        count(*) AS rows_read,
-        {counted}
-    FROM {source}
-),
-valid AS (SELECT count(*) AS valid_rows FROM ({valid_lines_sql(source, snapshot)}) AS v),
-dedup AS ({deduplicated_lines_sql(source, snapshot)}),
-kept AS (
-    SELECT
-        count(*) AS distinct_rows,
-        count(*) FILTER (WHERE {IS_STOCK_ADJUSTMENT}) AS stock_adjustment,
-        count(*) FILTER (WHERE {IS_PURCHASE}) AS purchase_lines,
-        count(*) FILTER (WHERE {IS_RETURN}) AS return_lines,
-        count(DISTINCT CASE WHEN {IS_PURCHASE} THEN customer_id END) AS customers,
-        count(DISTINCT CASE WHEN {IS_PURCHASE} THEN invoice_id END) AS invoices,
-        min(CASE WHEN {IS_PURCHASE} OR {IS_RETURN} THEN invoice_date END) AS first_date,
-        max(CASE WHEN {IS_PURCHASE} OR {IS_RETURN} THEN invoice_date END) AS last_date,
-        coalesce(sum(CASE WHEN {IS_PURCHASE} THEN amount END), 0) AS purchase_revenue,
-        coalesce(sum(CASE WHEN {IS_RETURN} THEN amount END), 0) AS returned_revenue
-    FROM dedup
-)
+WITH totals AS ({f"SELECT * FROM {totals}" if totals else rule_totals_sql(source, snapshot)}),
+kept AS ({kept_sql})
 SELECT
-    counts.rows_read, {", ".join(f"counts.{name}" for name, _ in rules)},
-    valid.valid_rows - kept.distinct_rows AS duplicate,
-    kept.stock_adjustment,
-    kept.distinct_rows - kept.stock_adjustment - kept.purchase_lines - kept.return_lines AS not_purchase_or_return,
+    totals.rows_read, {", ".join(f"totals.{name}" for name, _ in rules)},
+    totals.valid_rows - kept.distinct_rows AS duplicate,
+    kept.stock_adjustment, kept.not_purchase_or_return,
     kept.purchase_lines, kept.return_lines, kept.customers, kept.invoices,
     kept.first_date, kept.last_date, kept.purchase_revenue, kept.returned_revenue
-FROM counts CROSS JOIN valid CROSS JOIN kept
+FROM totals CROSS JOIN kept
 """.strip()

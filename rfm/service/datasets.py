@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING
 from rfm.data import columns as C
 from rfm.data.cleaning import CleaningReport, cleaning_report
 from rfm.data.engine import quote_identifier
-from rfm.data.query import RFM_COLUMNS, ReturnsPolicy, cleaned_lines_sql, rfm_sql
+from rfm.data.query import (
+    RFM_COLUMNS,
+    ReturnsPolicy,
+    customer_countries_sql,
+    kept_summary_sql,
+    line_summary_sql,
+    rfm_sql,
+    rule_totals_sql,
+    summary_lines_sql,
+)
 from rfm.data.sources import SourceOptions, expand_paths, fingerprint, opened_source, read_head
 from rfm.data.table import RfmOptions, RfmResult, rfm_from_view
 from rfm.errors import DataError
@@ -153,20 +162,38 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
     import pandas as pd
 
     with opened_source(source.paths, source.read, memory_limit=memory_limit) as (con, loaded):
-        report = cleaning_report(con, loaded.view, options.snapshot) if with_cleaning_report else None
-        source_view = loaded.view
-        if not loaded.cleaned:  # clean once; the RFM statement and the per-customer extras read the result
-            con.execute(f"CREATE TEMP TABLE cleaned_lines AS {cleaned_lines_sql(quote_identifier(loaded.view))}")
+        raw_view = loaded.view
+        source_view = quote_identifier(raw_view)
+        report: CleaningReport | None = None
+        summarised = not loaded.cleaned
+        if summarised:
+            # Two passes over the log: the rule totals, and the one de-duplication, kept as a small
+            # per-invoice-day summary that the cleaning report, the reconciliation, the RFM statement and
+            # the per-customer extras all read.
+            snapshot = options.snapshot
+            con.execute(f"CREATE TEMP TABLE rule_totals AS {rule_totals_sql(source_view, snapshot)}")
+            con.execute(f"CREATE TEMP TABLE line_summary AS {line_summary_sql(source_view, snapshot)}")
+            con.execute(f"CREATE TEMP TABLE kept_summary AS {kept_summary_sql('line_summary')}")
+            con.execute(f"CREATE TEMP VIEW cleaned_lines AS {summary_lines_sql('line_summary')}")
+            if with_cleaning_report:
+                report = cleaning_report(con, raw_view, snapshot, totals="rule_totals", kept="kept_summary")
             loaded = replace(loaded, view="cleaned_lines", cleaned=True)
-        result = rfm_from_view(con, loaded, options, report, raw_view=source_view)
-        reconciliation = (revenue_reconciliation(con, source_view, result, report)
+        result = rfm_from_view(con, loaded, options, report, raw_view=raw_view)
+        reconciliation = (revenue_reconciliation(con, result, report)
                           if report is not None else None)
-        extra = con.execute(
-            f"SELECT customer_id, mode(country) AS country, min(invoice_date) AS first_date, "
-            f"max(invoice_date) AS last_date FROM {quote_identifier(loaded.view)} "
-            "WHERE CAST(invoice_date AS DATE) < CAST(? AS DATE) GROUP BY customer_id",
-            [result.snapshot.isoformat()],
-        ).df()
+        if summarised:  # the valid lines are the lines before the snapshot already
+            extras = f"""WITH dates AS (
+                SELECT customer_id, min(first_time) AS first_date, max(last_time) AS last_date
+                FROM cleaned_lines WHERE invoice_date < CAST(? AS DATE) GROUP BY customer_id),
+            countries AS (SELECT customer_id, arg_max(country, lines) AS country
+                          FROM ({customer_countries_sql(source_view, options.snapshot)}) AS c GROUP BY customer_id)
+            SELECT dates.customer_id, countries.country, dates.first_date, dates.last_date
+            FROM dates LEFT JOIN countries USING (customer_id)"""
+        else:
+            extras = (f"SELECT customer_id, mode(country) AS country, min(invoice_date) AS first_date, "
+                      f"max(invoice_date) AS last_date FROM {quote_identifier(loaded.view)} "
+                      "WHERE CAST(invoice_date AS DATE) < CAST(? AS DATE) GROUP BY customer_id")
+        extra = con.execute(extras, [result.snapshot.isoformat()]).df()
     extra["customer_id"] = extra["customer_id"].astype(str)
     customers = result.table.merge(extra[["customer_id", "country"]], on="customer_id", how="left")
     if loaded.mapping.country is None:
@@ -217,49 +244,39 @@ class Reconciliation:
         return pd.DataFrame(self.rows()).to_csv(index=False).encode("utf-8")
 
 
-def revenue_reconciliation(con: object, source_view: str, result: RfmResult,
-                           report: CleaningReport) -> Reconciliation:
+def revenue_reconciliation(con: object, result: RfmResult, report: CleaningReport) -> Reconciliation:
     """Measure where the raw lines' revenue goes on the way to the RFM table's total monetary.
 
-    `source_view` is the canonical view of every line read. The row rules are rfm.data.query's own
-    (`row_rules` with the request's snapshot, counted as the cleaning report counts them: a line under
-    the first rule it fails), so a rule added there is a step here without a change; every later step
-    is measured on the lines those rules keep. The last step, rounding, is what is left over (the RFM
-    table rounds each customer's spend to cents); anything more is named "not explained" so it
-    cannot hide."""
+    Reads the tables `_load_files` made from the log with the request's snapshot (`rule_totals`,
+    `kept_summary` and the `cleaned_lines` view of `line_summary`; see rfm.data.query). The row rules
+    are `row_rules`' own, counted as the cleaning report counts them (a line under the first rule it
+    fails), so a rule added there is a step here without a change; every later step is measured on the
+    lines those rules keep. The last step, rounding, is what is left over (the RFM table rounds each
+    customer's spend to cents); anything more is named "not explained" so it cannot hide."""
     from rfm.data.cleaning import RULES
-    from rfm.data.query import IS_PURCHASE, IS_RETURN, IS_STOCK_ADJUSTMENT, deduplicated_lines_sql, row_rules
+    from rfm.data.query import row_rules
 
     snapshot = result.options.snapshot
     labels = dict(RULES)
-    src = quote_identifier(source_view)
     rules = row_rules(snapshot)
-    dropped = ", ".join(
-        "coalesce(sum(amount) FILTER (WHERE " + " AND ".join([*(c for _, c in rules[:i]), f"NOT {condition}"])
-        + "), 0)" for i, (_, condition) in enumerate(rules))
-    valid_condition = " AND ".join(c for _, c in rules)
     raw = con.execute(  # type: ignore[attr-defined]
-        f"SELECT count(*), coalesce(sum(amount), 0), {dropped}, "
-        f"coalesce(sum(amount) FILTER (WHERE {valid_condition}), 0) FROM {src}").fetchall()[0]
+        f"SELECT rows_read, raw_revenue, {', '.join(f'{name}_revenue' for name, _ in rules)}, valid_revenue "
+        "FROM rule_totals").fetchall()[0]
     lines, total, *by_rule, valid = raw
     kept = con.execute(  # type: ignore[attr-defined]
-        f"""SELECT coalesce(sum(amount), 0),
-            coalesce(sum(amount) FILTER (WHERE {IS_STOCK_ADJUSTMENT}), 0),
-            coalesce(sum(amount) FILTER (WHERE NOT ({IS_STOCK_ADJUSTMENT} OR {IS_PURCHASE} OR {IS_RETURN})), 0),
-            coalesce(sum(amount) FILTER (WHERE {IS_RETURN}), 0)
-            FROM ({deduplicated_lines_sql(src, snapshot)}) AS d""").fetchall()[0]
-    distinct, stock, other, returned = kept
+        "SELECT purchase_revenue + returned_revenue + stock_adjustment_revenue + not_purchase_or_return_revenue, "
+        "stock_adjustment_revenue, not_purchase_or_return_revenue, returned_revenue FROM kept_summary").fetchall()[0]
+    distinct_revenue, stock, other, returned = kept
     net = result.options.returns == ReturnsPolicy.NET
     counted = "amount" if net else "CASE WHEN amount > 0 THEN amount ELSE 0 END"
     snap = result.snapshot.isoformat()
     after = con.execute(  # type: ignore[attr-defined]
-        f"""WITH l AS (SELECT customer_id, amount, CAST(invoice_date AS DATE) AS day
-                       FROM ({deduplicated_lines_sql(src, snapshot)}) AS d WHERE {IS_PURCHASE} OR {IS_RETURN}),
+        f"""WITH l AS (SELECT customer_id, amount, invoice_date AS day, lines FROM cleaned_lines),
             buyers AS (SELECT DISTINCT customer_id FROM l WHERE amount > 0 AND day < CAST(? AS DATE))
-            SELECT count(*) FILTER (WHERE day >= CAST(? AS DATE)),
+            SELECT coalesce(sum(lines) FILTER (WHERE day >= CAST(? AS DATE)), 0),
                    coalesce(sum({counted}) FILTER (WHERE day >= CAST(? AS DATE)), 0),
-                   count(*) FILTER (WHERE day < CAST(? AS DATE)
-                                    AND customer_id NOT IN (SELECT customer_id FROM buyers)),
+                   coalesce(sum(lines) FILTER (WHERE day < CAST(? AS DATE)
+                                               AND customer_id NOT IN (SELECT customer_id FROM buyers)), 0),
                    coalesce(sum({counted}) FILTER (WHERE day < CAST(? AS DATE)
                                                  AND customer_id NOT IN (SELECT customer_id FROM buyers)), 0)
             FROM l""", [snap] * 5).fetchall()[0]
@@ -270,7 +287,7 @@ def revenue_reconciliation(con: object, source_view: str, result: RfmResult,
              for (name, _), amount in zip(rules, by_rule, strict=True)]
     steps += [
         ReconciliationStep(f"dropped: {labels.get('duplicate', 'exact duplicate')}", report.duplicate,
-                           _taken(float(valid) - float(distinct))),
+                           _taken(float(valid) - float(distinct_revenue))),
         ReconciliationStep(f"dropped: {labels.get('stock_adjustment', 'stock adjustment')}", report.stock_adjustment,
                            _taken(stock)),
         ReconciliationStep(f"dropped: {labels.get('not_purchase_or_return', 'neither purchase nor return')}",
