@@ -73,10 +73,8 @@ st.caption("In the file, each row also carries its segment's description and rec
 # so it fits the page; the file has every column.
 preview = rows.head(200).drop(columns=["segment_description", "recommended_action", "snapshot_date",
                                        "model_version"], errors="ignore")
-tables.table(preview, key="export_preview", currency=ctx.currency,
-             overrides={"monetary": st.column_config.NumberColumn(
-                 "Spend", format=fmt.money_format(ctx.currency, 2))} | {
-                 c: st.column_config.NumberColumn(fmt.header(c), format="%d", width=70)
-                 for c in ("cluster", "r_score", "f_score", "m_score")})
+tables.table(preview, key="export_preview", currency=ctx.currency, decimals={"monetary": 2},
+             overrides={c: st.column_config.NumberColumn(fmt.header(c), format="%d", width=70)
+                        for c in ("cluster", "r_score", "f_score", "m_score")})
 if len(rows) > 200:
     st.caption(f"Preview of the first 200 of {fmt.count(len(rows))} rows (most valuable first).")

@@ -26,21 +26,23 @@ playbook = ctx.playbook
 
 def naming_widths() -> dict[str, Any]:
     """Column widths that keep the naming table inside a 1440 px page (the advice columns get the room)."""
-    config = tables.column_config(pd.DataFrame(columns=list(views.NAMING_COLUMNS)), ctx.currency)
+    config = tables.column_config(pd.DataFrame(columns=list(views.NAMING_COLUMNS)))
     config["cluster"] = st.column_config.NumberColumn("Cluster", width=55, format="%d")
     for column, width in (("name", 140), ("description", 215), ("action", 215)):
         config[column] = st.column_config.TextColumn(fmt.header(column), width=width,
                                                      help="Double-click to edit" if analyst else None)
     numbers = (("customers", "Customers", 80, "%,d"), ("recency", "Recency (days)", 95, "%,.0f"),
-               ("frequency", "Orders", 65, "%,.1f"), ("monetary", "Spend", 90, fmt.money_format(ctx.currency)))
+               ("frequency", "Orders", 65, "%,.1f"), ("monetary", "Spend", 90, None))  # money: fmt.money's text
     for column, label, width, printf in numbers:
         config[column] = st.column_config.NumberColumn(label, width=width, format=printf)
     return config
 
 
-def naming_editor(table: pd.DataFrame) -> dict[str, Any]:
-    """The naming data_editor's arguments: editable name, description and action; the rest read-only."""
-    return {"hide_index": True, "column_order": list(views.NAMING_COLUMNS), "column_config": naming_widths(),
+def naming_editor(table: pd.DataFrame, key: str) -> dict[str, Any]:
+    """The naming data_editor's arguments: the table with its spend as fmt.money writes it, editable
+    name, description and action; the rest read-only."""
+    return {"data": tables.styled(table, ctx.currency, key=key), "key": key, "hide_index": True,
+            "column_order": list(views.NAMING_COLUMNS), "column_config": naming_widths(),
             "disabled": [c for c in table.columns if c not in views.EDITABLE_COLUMNS], "width": "stretch"}
 
 
@@ -94,7 +96,7 @@ if candidate_info is not None and candidate_info["data_key"] == ctx.data_key and
     profile = segmentation.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
     st.altair_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
     table = views.naming_table(candidate, playbook)
-    edited = st.data_editor(table, key="candidate_names", **naming_editor(table))
+    edited = st.data_editor(**naming_editor(table, "candidate_names"))
     promote = st.checkbox("Promote it (make it the model the server and `rfm score` use)", key="candidate_promote")
     if st.button("Save as a new version", icon=":material/save:", key="candidate_save"):
         try:
@@ -130,7 +132,7 @@ elif ctx.model is not None and ctx.version is not None:
                "actions in the table (double-click a cell), or rename one segment below. A description and "
                "an action belong to the name: every version with that name shows them.")
     table = views.naming_table(ctx.model, playbook)
-    edited = st.data_editor(table, key=f"names_{ctx.version}", **naming_editor(table))
+    edited = st.data_editor(**naming_editor(table, f"names_{ctx.version}"))
     changes = views.renames(table, edited)
     advice = views.playbook_edits(table, edited)
     if st.button("Save names and playbook", disabled=not (changes or advice), key="names_save"):
@@ -178,7 +180,7 @@ else:
     shown = versions.drop(columns=["created", "inertia"])
     widths = {"version": 145, "promoted": 75, "k": 35, "snapshot": 95, "customers": 80, "segments": 190,
               "silhouette": 80, "davies_bouldin": 105, "calinski_harabasz": 125}
-    config = tables.column_config(shown, ctx.currency)
+    config = tables.column_config(shown)
     for column, width in widths.items():
         config[column]["width"] = width
     tables.table(shown, key="model_versions", currency=ctx.currency, overrides=config)

@@ -68,7 +68,9 @@ else:
                        file_name="revenue-reconciliation.csv", mime="text/csv",
                        icon=":material/download:", key="overview_reconciliation_download")
     st.markdown("**Cleaning report**")
-    st.markdown(tables.markdown_table([("Step", "left"), ("Value", "right")],
-                                      list(insights.cleaning_rows(report).itertuples(index=False))))
+    rows = insights.cleaning_rows(report)
+    st.markdown(tables.markdown_table([("Step", "left"), ("Value", "right")], [
+        (step, fmt.figure(value, kind, currency)) for step, value, kind in zip(
+            rows["step"], rows["value"], rows["kind"], strict=True)]))
     st.caption("A line is counted under the first rule that drops it. Customers are those with a purchase "
                "before the snapshot; orders are their purchase invoices.")

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from rfm.dashboard import state as app_state
+from rfm.dashboard import tables
 from rfm.dashboard import timeline_charts as charts
 from rfm.dashboard import timeline_views as views
 from rfm.dashboard.charts import GRID_COLORS
@@ -67,8 +68,9 @@ if moves is not None and not moves.empty:
 
     st.markdown("**Biggest moves** · select a row for its customer list")
     shortlist = views.biggest_moves(moves)
-    event = st.dataframe(views.as_percent(shortlist, "share_of_from"), hide_index=True, key="time_moves",
-                         on_select="rerun", selection_mode="single-row", column_config=views.moves_column_config())
+    event = st.dataframe(tables.styled(views.as_percent(shortlist, "share_of_from"), ctx.currency, key="time_moves"),
+                         hide_index=True, key="time_moves", on_select="rerun", selection_mode="single-row",
+                         column_config=views.moves_column_config())
     rows = event.selection.rows if event is not None else []
     if not shortlist.empty:
         chosen = shortlist.iloc[rows[0] if rows else 0]
@@ -135,6 +137,7 @@ else:
                       config={"displayModeBar": False})
     right.plotly_chart(charts.revenue_per_customer_chart(checks, colors, horizon_days=horizon),
                        key="time_revenue_per_customer", config={"displayModeBar": False})
-    st.dataframe(views.as_percent(checks, "repeat_rate"), hide_index=True, key="time_validation_table",
+    st.dataframe(tables.styled(views.as_percent(checks, "repeat_rate"), ctx.currency, key="time_validation_table",
+                               decimals={"revenue_per_customer": 2}), hide_index=True, key="time_validation_table",
                  column_order=["segment", "customers", "repeat_customers", "repeat_rate", "revenue",
                                "revenue_per_customer"], column_config=views.validation_column_config())

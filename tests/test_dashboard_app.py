@@ -616,9 +616,16 @@ def test_data_panel_reconciles_the_raw_revenue_with_the_figure_shown(app: AppTes
     assert steps[-2][0].startswith("rounding") and abs(_money(steps[-2][2])) <= 0.005 * customers
     assert _metric(app, "Revenue (net of returns)") == f"£{shown:,.0f}"
     report = _markdown_rows(app, "| Step | Value |")
-    assert report[0] == ["Rows read", f"{raw[0]:,}"]
-    no_customer = next(row for row in report if row[0].startswith("Dropped: no customer id"))
+    assert report[0] == ["lines read", f"{raw[0]:,}"]
+    no_customer = next(row for row in report if row[0] == "dropped: no customer id")  # the reconciliation's words
     assert no_customer[1] == next(row[1] for row in steps if row[0] == "dropped: no customer id")
+    from rfm.service import datasets
+
+    cleaning = datasets.load_dataset(datasets.file_request([demo_parquet]), with_cleaning_report=True).cleaning
+    assert cleaning is not None
+    assert [row[0] for row in report] == [row.label for row in cleaning.rows()]  # the rows rfm ingest prints
+    net = next(row[1] for row in report if row[0] == "net revenue of the lines kept")
+    assert net.startswith("£") and _money(net) == pytest.approx(cleaning.net_revenue, abs=0.005)
     assert any(b.label == "Download the reconciliation (CSV)" for b in app.get("download_button"))
 
 

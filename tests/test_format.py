@@ -51,14 +51,70 @@ def test_human_headers() -> None:
 
 
 def test_column_formats_follow_the_kind_of_column() -> None:
-    formats = fmt.column_formats(["customer_id", "revenue", "customer_share", "customers", "recency_mean"], "GBP")
-    assert formats["customer_id"] == ("Customer", None)
-    assert formats["revenue"] == ("Revenue", "£%,.0f")
-    assert formats["customer_share"] == ("Customers %", "%.1f%%")
-    assert formats["customers"] == ("Customers", "%,d")
-    assert formats["recency_mean"][1] == "%,.0f"
+    formats = fmt.column_formats(["customer_id", "revenue", "customer_share", "customers", "recency_mean"])
+    assert formats["customer_id"] == ("Customer", "text", None)
+    assert formats["revenue"] == ("Revenue", "money", None)  # no printf: it would write "£-76" (see below)
+    assert formats["customer_share"] == ("Customers %", "share", "%.1f%%")
+    assert formats["customers"] == ("Customers", "count", "%,d")
+    assert formats["recency_mean"][2] == "%,.0f"
     assert fmt.share_columns(["customer_share", "revenue", "revenue_share"]) == ["customer_share", "revenue_share"]
-    assert fmt.printf_format("money", "XY%") == "XY%% %,.0f"  # a % in a code cannot break the printf format
+    assert fmt.money_columns(["customer_id", "revenue", "monetary_mean", "revenue_per_customer"]) == [
+        "revenue", "monetary_mean", "revenue_per_customer"]
+
+
+def test_report_figures_by_kind() -> None:
+    from datetime import date
+
+    assert fmt.figure(541909, "count", "GBP") == "541,909"
+    assert fmt.figure(-611342.094, "money", "GBP") == "−£611,342.09"
+    assert fmt.figure((date(2010, 12, 1), date(2011, 12, 9)), "dates", "GBP") == "2010-12-01 to 2011-12-09"
+    assert fmt.figure((None, None), "dates", "GBP") == "– to –"
+
+
+def test_money_in_a_table_reads_as_fmt_money_over_the_numbers() -> None:
+    import pandas as pd
+
+    from rfm.dashboard.tables import styled
+
+    frame = pd.DataFrame({"segment": ["Lost", "Champions", None], "monetary": [-76.0, 1234.5, None],
+                          "revenue": [-75.6, 4541272.49, -0.004], "customers": [3, 4, 5]})
+    shown = styled(frame, "GBP", key="t", decimals={"monetary": 2})
+    rows = [line.split("|")[1:] for line in shown.to_string(delimiter="|").splitlines()[1:]]
+    assert rows == [["Lost", "−£76.00", "−£76", "3"], ["Champions", "£1,234.50", "£4,541,272", "4"],
+                    ["–", "–", "£0", "5"]]
+    assert [fmt.money(v, "GBP") for v in frame["revenue"]] == [r[2] for r in rows]
+    assert shown.data["revenue"].tolist() == frame["revenue"].tolist()  # numbers underneath: sorts by amount
+
+
+def test_every_money_column_of_a_dashboard_table_shows_fmt_money_text(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What st.dataframe sends the browser: numbers as data, fmt.money's text as the displayed values, and
+    no printf format on a money column (a column_config format would win over the text: "£-76")."""
+    import json
+
+    from streamlit import dataframe_util
+    from streamlit.testing.v1 import AppTest
+
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import pandas as pd\n"
+        "from rfm.dashboard import tables\n"
+        "frame = pd.DataFrame({'segment': ['Lost', 'Champions'], 'monetary_mean': [-76.4, 1767.28],\n"
+        "                      'revenue': [-76.0, 4541272.49], 'customers': [3, 4]})\n"
+        "tables.table(frame, key='profiles', currency='GBP')\n"
+        "tables.table(frame[['segment', 'revenue']], key='cents', currency='EUR', decimals={'revenue': 2})\n")
+    at = AppTest.from_file(str(script)).run()
+    assert not at.exception
+    profiles, cents = (element.proto for element in at.dataframe)
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(profiles.arrow_data.styler.display_values)
+    assert shown["revenue"].tolist() == ["−£76", "£4,541,272"] == [fmt.money(v, "GBP") for v in (-76.0, 4541272.49)]
+    assert shown["monetary_mean"].tolist() == ["−£76", "£1,767"]
+    assert at.dataframe[0].value["revenue"].tolist() == [-76.0, 4541272.49]  # the data: numbers, sorted as such
+    columns = json.loads(profiles.columns)
+    assert columns["revenue"]["label"] == "Revenue" and columns["revenue"]["type_config"]["type"] == "number"
+    assert "format" not in columns["revenue"]["type_config"] and "format" not in columns["monetary_mean"]["type_config"]
+    assert columns["customers"]["type_config"]["format"] == "%,d"  # other numbers keep their printf format
+    euros = dataframe_util.convert_arrow_bytes_to_pandas_df(cents.arrow_data.styler.display_values)
+    assert euros["revenue"].tolist() == ["−€76.00", "€4,541,272.49"]
 
 
 def test_tables_show_shares_as_percentages_without_negative_zero() -> None:

@@ -68,8 +68,7 @@ def test_one_list_of_report_rows_worded_alike_in_the_cli_and_the_dashboard(log):
     assert rows["net revenue of the lines kept"] == pytest.approx(20.0)
     # the CLI prints each row once, its parts indented, in the same words and order
     printed = r.format().splitlines()
-    assert [line.split("  ")[0] if not line.startswith("  ") else line.strip().split("  ")[0] for line in printed] == [
-        row.label for row in r.rows()]
+    assert [line.strip().split("  ")[0] for line in printed] == [row.label for row in r.rows()]
     assert printed[0].startswith("lines read") and printed[0].endswith(" 11")
     assert printed[1].startswith("  dropped: no customer id") and printed[-1].endswith(" 20.00")
     assert "dates of the lines kept" in r.format() and "2011-01-10 to 2011-01-31" in r.format()

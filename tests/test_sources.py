@@ -131,7 +131,7 @@ def test_cli_ingest_then_table_round_trip(tmp_path):
     out = tmp_path / "clean.parquet"
     ingest = run_cli("ingest", str(src), "--out", str(out))
     assert ingest.returncode == 0, ingest.stderr
-    assert "rows read" in ingest.stdout and "return lines" in ingest.stdout
+    assert "lines read" in ingest.stdout and "kept: return lines" in ingest.stdout
     direct = run_cli("table", "--data", str(src), "--out", "-")
     cleaned = run_cli("table", "--data", str(out), "--out", "-")
     assert direct.returncode == cleaned.returncode == 0

@@ -3,14 +3,18 @@ with one decimal, whole days and orders, human column headers.
 
 Why one module: the same figure used to read "4541272" in a metric, "4,541,272" in a caption and
 "13.05%" beside "3%" in a table. Every page formats through these functions (text) and through
-`column_formats` (the printf formats of `st.column_config`), so a figure reads the same wherever it
-appears. Pure Python, no Streamlit: unit-tested in tests/test_format.py.
+`column_formats` (the kind of each table column and the printf formats of `st.column_config`), so a
+figure reads the same wherever it appears. Money in a table is the exception to printf: a printf format
+writes a negative amount as "£-76", so a table's money columns show `money`'s text through a pandas
+Styler (rfm.dashboard.tables.styled). Pure Python, no Streamlit: unit-tested in tests/test_format.py.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
+from datetime import date
 
 # Symbols of the codes a retailer is likely to use; any other ISO code is written as the code.
 CURRENCY_SYMBOLS: dict[str, str] = {"GBP": "£", "EUR": "€", "USD": "$", "JPY": "¥", "INR": "₹", "CNY": "¥",
@@ -48,6 +52,20 @@ def count(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "–"
     return f"{round(value):,}"
+
+
+def date_range(first: date | None, last: date | None) -> str:
+    """First and last day: "2010-12-01 to 2011-12-09" (a missing day: "–")."""
+    return " to ".join(day.isoformat() if day else "–" for day in (first, last))
+
+
+def figure(value: object, kind: str, currency: str) -> str:
+    """One figure of a report (the cleaning report's rows) by its kind: "count" (4,372), "money" with
+    cents (−£12.50), "dates" (a (first, last) pair: "2010-12-01 to 2011-12-09")."""
+    if kind == "dates" and isinstance(value, tuple):
+        return date_range(*value)
+    number = float(value) if isinstance(value, numbers.Real) else None
+    return money(number, currency, 2) if kind == "money" else count(number)
 
 
 def plural(value: float, one: str, many: str | None = None) -> str:
@@ -108,6 +126,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "calinski_harabasz": ("Calinski-Harabasz", "count"),
     "inertia": ("Inertia", "count"),
     "lines": ("Lines", "count"),
+    "revenue_per_customer": ("Revenue per customer", "money"),
     "step": ("Step", "text"),
     "segment_description": ("Segment description", "text"),
     "recommended_action": ("Recommended action", "text"),
@@ -124,31 +143,40 @@ def header(column: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def printf_format(kind: str, currency: str) -> str | None:
-    """The `st.column_config.NumberColumn` format of a kind of column (None: not a number column).
-    Shares are shown as percentages of a column already multiplied by 100 (`display_frame`)."""
-    return {"money": money_format(currency), "share": "%.1f%%", "count": "%,d", "days": "%,.0f", "orders": "%,.0f",
-            "decimal": "%,.1f", "metric": "%.3f"}.get(kind)
+# The printf formats of the number kinds that `st.column_config.NumberColumn` can write as this module
+# does. Not money: printf puts the minus after the currency sign ("£-76" where `money` writes "−£76").
+PRINTF_FORMATS: dict[str, str] = {"share": "%.1f%%", "count": "%,d", "days": "%,.0f", "orders": "%,.0f",
+                                  "decimal": "%,.1f", "metric": "%.3f"}
 
 
-def money_format(currency: str, decimals: int = 0) -> str:
-    """The printf format of a money column: "£%,.0f" (or with cents, "£%,.2f")."""
-    return f"{currency_prefix(currency).replace('%', '%%')}%,.{decimals}f"
+def kind(column: str) -> str:
+    """The kind of a column (money, share, count, days, orders, decimal, metric, text); unknown: text."""
+    return COLUMNS.get(column, ("", "text"))[1]
 
 
-def column_formats(columns: Iterable[str], currency: str) -> dict[str, tuple[str, str | None]]:
-    """For each column: its header and printf format (None for text), what `st.column_config` needs."""
-    out: dict[str, tuple[str, str | None]] = {}
-    for column in columns:
-        kind = COLUMNS.get(column, ("", "text"))[1]
-        out[column] = (header(column), printf_format(kind, currency))
-    return out
+def printf_format(column_kind: str) -> str | None:
+    """The `st.column_config.NumberColumn` format of a kind of column; None for text and for money (a
+    table shows `money`'s own text instead). Shares are shown as percentages of a column already
+    multiplied by 100 (`display_frame`)."""
+    return PRINTF_FORMATS.get(column_kind)
+
+
+def column_formats(columns: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:
+    """For each column: its header, its kind and its printf format (None for text and money), what
+    `st.column_config` needs."""
+    return {column: (header(column), kind(column), printf_format(kind(column))) for column in columns}
+
+
+def money_columns(columns: Iterable[str]) -> list[str]:
+    """The columns holding amounts of money, which a table shows as `money` writes them."""
+    return [c for c in columns if kind(c) == "money"]
 
 
 def share_columns(columns: Iterable[str]) -> list[str]:
     """The columns holding shares (0..1), which a table shows multiplied by 100."""
-    return [c for c in columns if COLUMNS.get(c, ("", ""))[1] == "share"]
+    return [c for c in columns if kind(c) == "share"]
 
 
-__all__ = ["COLUMNS", "CURRENCY_SYMBOLS", "MINUS", "column_formats", "count", "currency_prefix", "days", "header",
-           "money", "money_format", "orders", "percent", "plural", "printf_format", "share_columns"]
+__all__ = ["COLUMNS", "CURRENCY_SYMBOLS", "MINUS", "PRINTF_FORMATS", "column_formats", "count", "currency_prefix",
+           "date_range", "days", "figure", "header", "kind", "money", "money_columns", "orders", "percent", "plural",
+           "printf_format", "share_columns"]

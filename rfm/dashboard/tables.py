@@ -4,19 +4,29 @@ format (rfm.dashboard.format) and fits the page: `table(frame, key=..., currency
 Why: st.dataframe left alone shows snake_case headers, "1767.2849" and sizes columns to their
 content, so a profiles table ran wider than a 1440 px page. Here the frame's share columns are
 multiplied by 100 for display (the data behind the widget, never the data a page computes with),
-and every column gets a label and a printf format through `st.column_config`.
+and every column gets a label and, numbers other than money, a printf format through
+`st.column_config`.
+
+Money is shown through a pandas Styler (`styled`): a printf format writes a negative amount as
+"£-76", where the rest of the app writes "−£76" (`fmt.money`). st.dataframe shows a Styler's text
+in a number column that has no printf format (a `column_config` format would take precedence) and
+keeps the numbers underneath, so a click on the header still sorts by amount, not alphabetically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
-from typing import Any, Literal
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 import streamlit as st
 
 from rfm.dashboard import format as fmt
+
+if TYPE_CHECKING:
+    from pandas.io.formats.style import Styler
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -27,14 +37,41 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def column_config(frame: pd.DataFrame, currency: str, *, wide: tuple[str, ...] = (),
+def styled(frame: pd.DataFrame, currency: str, *, key: str, decimals: Mapping[str, int] | None = None) -> Styler:
+    """What st.dataframe (or st.data_editor) is given: `display_frame(frame)` as a Styler whose money
+    columns read as `fmt.money` writes them ("−£76", "£4,541,272"; `decimals`: places per column, 0
+    unless given), over the unchanged numbers. Other cells show their value ("–" when missing); their
+    printf formats come from `column_config`, which takes precedence over a Styler's text.
+
+    `key` names the Styler (its uuid), so a rerun with the same data sends the same table."""
+    shown = display_frame(frame)
+    styler = shown.style.format(na_rep="–")
+    for column in fmt.money_columns(shown.columns):
+        places = (decimals or {}).get(column, 0)
+        styler = styler.format(partial(_money_text, currency=currency, decimals=places), subset=[column])
+    return styler.set_uuid(key)
+
+
+def _money_text(value: object, *, currency: str, decimals: int) -> str:
+    """`fmt.money` of a cell (None, NaN or a non-number: "–")."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return fmt.money(number, currency, decimals)
+
+
+def column_config(frame: pd.DataFrame, *, wide: tuple[str, ...] = (),
                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Labels and formats for every column of `frame`; `wide` columns (long text) get a large width."""
+    """Labels and formats for every column of `frame`; `wide` columns (long text) get a large width.
+    Money columns get no format: their text is the Styler's (`styled`)."""
     config: dict[str, Any] = {}
-    for column, (label, printf) in fmt.column_formats(frame.columns, currency).items():
+    for column, (label, kind, printf) in fmt.column_formats(frame.columns).items():
         width: Literal["large"] | None = "large" if column in wide else None
         if _holds_dates(frame[column]):  # a TextColumn would show a date as milliseconds since 1970
             config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD", width=width)
+        elif kind == "money":
+            config[column] = st.column_config.NumberColumn(label, width=width)
         elif printf is None:
             config[column] = st.column_config.TextColumn(label, width=width)
         else:
@@ -55,14 +92,16 @@ ROW_PX = 35  # st.dataframe's row (and header) height
 
 
 def table(frame: pd.DataFrame, *, key: str, currency: str, wide: tuple[str, ...] = (),
-          overrides: Mapping[str, Any] | None = None, height: int | Literal["auto"] = "auto",
-          fit_rows: bool = False) -> None:
-    """A read-only table in the app's format, as wide as the page (never wider); `fit_rows`: tall
-    enough for every row (a short table that must be read whole, not scrolled)."""
+          overrides: Mapping[str, Any] | None = None, decimals: Mapping[str, int] | None = None,
+          height: int | Literal["auto"] = "auto", fit_rows: bool = False) -> None:
+    """A read-only table in the app's format, as wide as the page (never wider); `decimals`: places of
+    a money column (0 unless given); `overrides`: column configs (never a format on a money column,
+    which would replace `fmt.money`'s text); `fit_rows`: tall enough for every row (a short table that
+    must be read whole, not scrolled)."""
     if fit_rows:
         height = ROW_PX * (len(frame) + 1) + 3
-    st.dataframe(display_frame(frame), hide_index=True, key=key, width="stretch", height=height, placeholder="–",
-                 column_config=column_config(frame, currency, wide=wide, overrides=overrides))
+    st.dataframe(styled(frame, currency, key=key, decimals=decimals), hide_index=True, key=key, width="stretch",
+                 height=height, placeholder="–", column_config=column_config(frame, wide=wide, overrides=overrides))
 
 
 def markdown_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[object]]) -> str:

@@ -137,26 +137,28 @@ def fmt_money(value: float) -> str:
 
 
 def moves_column_config() -> dict[str, Any]:
-    """Headers and formats of the biggest-moves table: thousands separators, one-decimal percentages."""
+    """Headers and formats of the biggest-moves table: thousands separators, one-decimal percentages;
+    revenue without a format, as its text is fmt.money's (rfm.dashboard.tables.styled)."""
     return {
         "from_segment": st.column_config.TextColumn("From"),
         "to_segment": st.column_config.TextColumn("To"),
         "customers": st.column_config.NumberColumn("Customers", format="%,d"),
         "share_of_from": st.column_config.NumberColumn("Share of From", format="%.1f%%",
                                                        help="Of the customers in From at the first snapshot"),
-        "revenue": st.column_config.NumberColumn("Revenue between", format="%,.0f",
+        "revenue": st.column_config.NumberColumn("Revenue between",
                                                  help="What these customers brought between the two snapshots"),
     }
 
 
 def validation_column_config() -> dict[str, Any]:
+    """Headers and formats of the validation table; money without a format (fmt.money's text)."""
     return {
         "segment": st.column_config.TextColumn("Segment"),
         "customers": st.column_config.NumberColumn("Customers", format="%,d"),
         "repeat_customers": st.column_config.NumberColumn("Bought again", format="%,d"),
         "repeat_rate": st.column_config.NumberColumn("Repeat rate", format="%.1f%%"),
-        "revenue": st.column_config.NumberColumn("Revenue", format="%,.0f"),
-        "revenue_per_customer": st.column_config.NumberColumn("Revenue per customer", format="%,.2f"),
+        "revenue": st.column_config.NumberColumn("Revenue"),
+        "revenue_per_customer": st.column_config.NumberColumn("Revenue per customer"),
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
+from typing import Literal, NamedTuple
 
 import duckdb
 
@@ -21,6 +22,17 @@ RULES: tuple[tuple[str, str], ...] = (
     ("stock_adjustment", "negative quantity outside a cancellation invoice"),
     ("not_purchase_or_return", "zero quantity, or positive quantity on a cancellation invoice"),
 )
+
+
+class ReportRow(NamedTuple):
+    """One figure of the cleaning report: what it counts (`label`, the one wording of the CLI and the
+    dashboard), the figure, its kind ("count"; "money": an amount in the log's currency; "dates": the
+    first and last day, None when there is none) and `level` (1: a part of the level-0 row above it)."""
+
+    label: str
+    value: int | float | tuple[date | None, date | None]
+    kind: Literal["count", "money", "dates"]
+    level: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,23 +91,44 @@ class CleaningReport:
             said = ", ".join(filter(None, [said, returns]))
         return f"of {self.rows_read:,} lines read: {said or 'no line was dropped, yet none is a purchase'}"
 
-    def format(self) -> str:
-        """The report as `rfm ingest` prints it."""
-        width = max(len(label) for _, label in RULES) + 12
-        rows: list[tuple[str, str]] = [("rows read", f"{self.rows_read:,}")]
-        rows += [(f"  dropped: {label}", f"{getattr(self, name):,}") for name, label in RULES]
+    def rows(self) -> list[ReportRow]:
+        """The report's figures in order, each labelled with exactly what it counts: the one list both the
+        CLI (`format`) and the dashboard (rfm.service.insights.cleaning_rows) show, each in its own number
+        format. A line is counted under the first rule that drops it, so the dropped and kept lines add up
+        to the lines read."""
+        def day(value: date | None) -> date | None:  # a datetime from the log, reported as its day
+            return value.date() if isinstance(value, datetime) else value
+
+        rows = [ReportRow("lines read", self.rows_read, "count")]
+        rows += [ReportRow(f"dropped: {label}", getattr(self, name), "count", 1) for name, label in RULES]
         rows += [
-            ("rows kept", f"{self.purchase_lines + self.return_lines:,}"),
-            ("  purchase lines", f"{self.purchase_lines:,}"),
-            ("  return lines", f"{self.return_lines:,}"),
-            ("customers", f"{self.customers:,}"),
-            ("invoices", f"{self.invoices:,}"),
-            ("date range", f"{_day(self.first_date)} to {_day(self.last_date)}"),
-            ("revenue (purchases)", f"{self.purchase_revenue:,.2f}"),
-            ("returns", f"{self.returned_revenue:,.2f}"),
-            ("net revenue", f"{self.net_revenue:,.2f}"),
+            ReportRow("lines kept", self.purchase_lines + self.return_lines, "count"),
+            ReportRow("kept: purchase lines", self.purchase_lines, "count", 1),
+            ReportRow("kept: return lines", self.return_lines, "count", 1),
+            ReportRow("customers with a purchase", self.customers, "count"),
+            ReportRow("invoices with a purchase", self.invoices, "count"),
+            ReportRow("dates of the lines kept", (day(self.first_date), day(self.last_date)), "dates"),
+            ReportRow("revenue of the purchase lines kept", self.purchase_revenue, "money"),
+            ReportRow("revenue of the return lines kept", self.returned_revenue, "money"),
+            ReportRow("net revenue of the lines kept", self.net_revenue, "money"),
         ]
-        lines = [f"{label:<{width}}{value:>26}" for label, value in rows]
+        return rows
+
+    def format(self) -> str:
+        """The report as `rfm ingest` prints it: `rows`, parts indented under their total, amounts with
+        cents and no currency (the log does not say which)."""
+        def text(row: ReportRow) -> str:
+            if row.kind == "dates":
+                assert isinstance(row.value, tuple)
+                return " to ".join(day.isoformat() if day else "-" for day in row.value)
+            if row.kind == "money":
+                return f"{row.value:,.2f}"
+            return f"{row.value:,}"
+
+        rows = [("  " * row.level + row.label, text(row)) for row in self.rows()]
+        width = max(len(label) for label, _ in rows) + 2
+        values = max(len(value) for _, value in rows)
+        lines = [f"{label:<{width}}{value:>{values}}" for label, value in rows]
         lines += [f"note: {line}" for line in self.repeated_files_lines()]
         return "\n".join(lines)
 
@@ -146,6 +179,3 @@ ORDER BY shared.file, shared.other""").fetchall()
         named.append((str(file), str(other)))
     return tuple(named)
 
-
-def _day(value: datetime | None) -> str:
-    return value.date().isoformat() if value else "-"

@@ -54,26 +54,12 @@ def revenue_help(policy: ReturnsPolicy) -> str:
 
 
 def cleaning_rows(report: CleaningReport) -> pd.DataFrame:
-    """The cleaning report as a two-column table (what, value): rows read, dropped per rule with its
-    count, rows kept, customers, invoices, date range. Values are text, already in the app's format
-    (counts with thousands separators), because the column mixes counts and dates."""
-    from rfm.data.cleaning import RULES
-
-    rows: list[tuple[str, str]] = [("Rows read", f"{report.rows_read:,}")]
-    rows += [(f"Dropped: {label}", f"{getattr(report, name):,}") for name, label in RULES]
-    rows += [
-        ("Rows kept", f"{report.purchase_lines + report.return_lines:,}"),
-        ("  purchase lines", f"{report.purchase_lines:,}"),
-        ("  return lines", f"{report.return_lines:,}"),
-        ("Customers with a purchase", f"{report.customers:,}"),
-        ("Invoices (purchases)", f"{report.invoices:,}"),
-        ("Date range", f"{_day(report.first_date)} to {_day(report.last_date)}"),
-    ]
-    return pd.DataFrame(rows, columns=["step", "value"])
-
-
-def _day(value: object) -> str:
-    return value.date().isoformat() if hasattr(value, "date") else "–"
+    """The cleaning report as a table, one row a figure in `CleaningReport.rows`'s order and wording
+    (the CLI's `rfm ingest` prints the same rows): `step` (what the figure counts), `value` (a number, or
+    for "dates" the first and last day) and `kind` ("count", "money" or "dates"), left unformatted for
+    the dashboard's own number format."""
+    return pd.DataFrame([(row.label, row.value, row.kind) for row in report.rows()],
+                        columns=["step", "value", "kind"])
 
 
 def concentration(customers: pd.DataFrame) -> RevenueConcentration:
