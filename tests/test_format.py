@@ -54,7 +54,7 @@ def test_column_formats_follow_the_kind_of_column() -> None:
     formats = fmt.column_formats(["customer_id", "revenue", "customer_share", "customers", "recency_mean"])
     assert formats["customer_id"] == ("Customer", "text", None)
     assert formats["revenue"] == ("Revenue", "money", None)  # no printf: it would write "£-76" (see below)
-    assert formats["customer_share"] == ("Customers %", "share", "%.1f%%")
+    assert formats["customer_share"] == ("Customers %", "share", None)
     assert formats["customers"] == ("Customers", "count", "%,d")
     assert formats["recency_mean"][2] == "%,.0f"
     assert fmt.share_columns(["customer_share", "revenue", "revenue_share"]) == ["customer_share", "revenue_share"]
@@ -128,6 +128,19 @@ def test_tables_show_shares_as_percentages_without_negative_zero() -> None:
     assert str(shown["revenue_share"].iloc[1]) == "0.0"  # not "-0.0"
     assert shown["revenue"].tolist() == [10.0, -0.1]  # only shares change
     assert frame["revenue_share"].iloc[0] == 1.00018  # the page's own data is untouched
+
+
+def test_a_negative_share_in_a_table_reads_as_fmt_percent() -> None:
+    """printf's "%.1f%%" wrote "-1.2%" beside fmt.percent's "−1.2%" elsewhere."""
+    import pandas as pd
+
+    from rfm.dashboard.tables import column_config, styled
+
+    frame = pd.DataFrame({"segment": ["A", "B", "C"], "revenue_share": [1.012, -0.0123, -0.00018]})
+    shown = styled(frame, "GBP", key="shares")
+    rows = [line.split("|")[1:] for line in shown.to_string(delimiter="|").splitlines()[1:]]
+    assert [r[1] for r in rows] == ["101.2%", "−1.2%", "0.0%"] == [fmt.percent(v) for v in frame["revenue_share"]]
+    assert column_config(frame)["revenue_share"]["type_config"]["format"] is None  # printf would win
 
 
 def test_markdown_tables_escape_pipes_and_align_numbers() -> None:

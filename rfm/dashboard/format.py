@@ -145,7 +145,7 @@ def header(column: str) -> str:
 
 # The printf formats of the number kinds that `st.column_config.NumberColumn` can write as this module
 # does. Not money: printf puts the minus after the currency sign ("£-76" where `money` writes "−£76").
-PRINTF_FORMATS: dict[str, str] = {"share": "%.1f%%", "count": "%,d", "days": "%,.0f", "orders": "%,.0f",
+PRINTF_FORMATS: dict[str, str] = {"count": "%,d", "days": "%,.0f", "orders": "%,.0f",
                                   "decimal": "%,.1f", "metric": "%.3f"}
 
 
@@ -155,9 +155,8 @@ def kind(column: str) -> str:
 
 
 def printf_format(column_kind: str) -> str | None:
-    """The `st.column_config.NumberColumn` format of a kind of column; None for text and for money (a
-    table shows `money`'s own text instead). Shares are shown as percentages of a column already
-    multiplied by 100 (`display_frame`)."""
+    """The `st.column_config.NumberColumn` format of a kind of column; None for text, money and shares
+    (a table shows `money`'s and `percent`'s own text instead)."""
     return PRINTF_FORMATS.get(column_kind)
 
 

@@ -7,10 +7,11 @@ multiplied by 100 for display (the data behind the widget, never the data a page
 and every column gets a label and, numbers other than money, a printf format through
 `st.column_config`.
 
-Money is shown through a pandas Styler (`styled`): a printf format writes a negative amount as
-"£-76", where the rest of the app writes "−£76" (`fmt.money`). st.dataframe shows a Styler's text
-in a number column that has no printf format (a `column_config` format would take precedence) and
-keeps the numbers underneath, so a click on the header still sorts by amount, not alphabetically.
+Money and shares are shown through a pandas Styler (`styled`): a printf format writes a negative amount
+as "£-76" and a negative share as "-1.2%", where the rest of the app writes "−£76" and "−1.2%".
+st.dataframe shows a Styler's text in a number column that has no printf format (a `column_config`
+format would take precedence) and keeps the numbers underneath, so a click on the header still sorts
+by amount, not alphabetically.
 """
 
 from __future__ import annotations
@@ -49,7 +50,18 @@ def styled(frame: pd.DataFrame, currency: str, *, key: str, decimals: Mapping[st
     for column in fmt.money_columns(shown.columns):
         places = (decimals or {}).get(column, 0)
         styler = styler.format(partial(_money_text, currency=currency, decimals=places), subset=[column])
+    for column in fmt.share_columns(shown.columns):  # "−1.2%" like `fmt.percent`, not printf's "-1.2%"
+        styler = styler.format(_percent_text, subset=[column])
     return styler.set_uuid(key)
+
+
+def _percent_text(value: object) -> str:
+    """`fmt.percent` of a cell of `display_frame` (already multiplied by 100; missing: "–")."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "–"
+    return fmt.percent(number / 100)
 
 
 def _money_text(value: object, *, currency: str, decimals: int) -> str:
@@ -64,13 +76,13 @@ def _money_text(value: object, *, currency: str, decimals: int) -> str:
 def column_config(frame: pd.DataFrame, *, wide: tuple[str, ...] = (),
                   overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Labels and formats for every column of `frame`; `wide` columns (long text) get a large width.
-    Money columns get no format: their text is the Styler's (`styled`)."""
+    Money and share columns get no format: their text is the Styler's (`styled`)."""
     config: dict[str, Any] = {}
     for column, (label, kind, printf) in fmt.column_formats(frame.columns).items():
         width: Literal["large"] | None = "large" if column in wide else None
         if _holds_dates(frame[column]):  # a TextColumn would show a date as milliseconds since 1970
             config[column] = st.column_config.DateColumn(label, format="YYYY-MM-DD", width=width)
-        elif kind == "money":
+        elif kind in ("money", "share"):  # their text is the Styler's
             config[column] = st.column_config.NumberColumn(label, width=width)
         elif printf is None:
             config[column] = st.column_config.TextColumn(label, width=width)
