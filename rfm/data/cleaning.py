@@ -82,7 +82,7 @@ class CleaningReport:
 
     def why_nothing_is_left(self) -> str:
         """What the rules dropped, biggest first, for an error when no purchase is left: "of 1,200 lines
-        read, 1,000 have no customer id, 200 are exact duplicates of another line"."""
+        read: 1,000 no customer id, 200 exact duplicate of another line"."""
         drops = sorted(((getattr(self, name), label) for name, label in RULES if getattr(self, name)),
                        key=lambda item: -item[0])
         said = ", ".join(f"{count:,} {label}" for count, label in drops[:3])

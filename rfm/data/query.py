@@ -109,11 +109,11 @@ def cleaned_lines_sql(source: str, snapshot: date | None = None, *, keys: bool =
     The purchase/return filter is a row rule, so it runs before de-duplication (same result, fewer lines
     in the hash table). Lines dated after the run date (or on or after `snapshot`) are left out.
 
-    With `keys` (for queries that group the lines again and only show customers): LINE_COLUMNS, with
-    the source's `_customer_key` as `customer_id` (an integer where the ids are; text again on the
-    query's few output rows), `_invoice_key` as `invoice_id` and the date as a DATE, so the
-    de-duplication's rows are narrow and fixed-width: on 10 million lines it takes a third less time
-    and half the memory.
+    With `keys` (for queries that group the lines again and only show customers): customer_id,
+    invoice_id, invoice_date and amount, with the source's `_customer_key` as `customer_id` (an
+    integer where the ids are; text again on the query's few output rows), `_invoice_key` as
+    `invoice_id` and the date as a DATE, so the de-duplication's rows are narrow and fixed-width: on
+    10 million lines it takes a third less time and half the memory.
     """
     if keys:
         outer = "_customer_key AS customer_id, invoice_id, invoice_date, amount"
@@ -146,7 +146,7 @@ def rfm_sql(
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned
-        else f"SELECT * FROM ({cleaned_lines_sql(source, snapshot, keys=True)}) AS c"
+        else cleaned_lines_sql(source, snapshot, keys=True)
     )
     # Returns are the negative lines: net adds them, exclude leaves them out.
     revenue = "sum(amount)" if returns == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"

@@ -69,11 +69,18 @@ def rfm_from_view(
     )
     frame = con.execute(sql).df()
     if frame.empty:
-        raw_view = raw_view or (None if source.cleaned else source.view)
-        if report is None and raw_view is not None:
-            report = cleaning_report(con, raw_view, options.snapshot)
-        raise no_customers(source.files[0], options, report)
+        raise _no_customers_in(con, source, options, report, raw_view)
     return result_from_frame(frame, options, where=source.files[0])
+
+
+def _no_customers_in(con: duckdb.DuckDBPyConnection, source: LoadedSource, options: RfmOptions,
+                     report: CleaningReport | None = None, raw_view: str | None = None) -> DataError:
+    """`no_customers` for a loaded source, with the cleaning report's reason: `report`, else the report
+    on `raw_view` or on `source` itself when it is a raw log (a log cleaned by `rfm ingest` has none)."""
+    raw_view = raw_view or (None if source.cleaned else source.view)
+    if report is None and raw_view is not None:
+        report = cleaning_report(con, raw_view, options.snapshot)
+    return no_customers(source.files[0], options, report)
 
 
 def compute_rfm(
@@ -273,8 +280,7 @@ def write_rfm_table(
         sql = rfm_sql(quote_identifier(source.view), cleaned=source.cleaned, snapshot=options.snapshot,
                       returns=options.returns)
         select = f"SELECT {', '.join(RFM_COLUMNS)} FROM ({sql}) AS rfm"
-        return copy_to(con, select, out, if_empty=lambda: no_customers(
-            source.files[0], options, None if source.cleaned else cleaning_report(con, source.view, options.snapshot)))
+        return copy_to(con, select, out, if_empty=lambda: _no_customers_in(con, source, options))
 
 
 write_rfm_csv = write_rfm_table  # the older name (it writes CSV or Parquet by extension now)

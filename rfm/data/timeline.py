@@ -86,7 +86,7 @@ def invoice_days_sql(source: str, *, cleaned: bool = False,
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned
-        else f"SELECT * FROM ({cleaned_lines_sql(source, keys=True)}) AS c"
+        else cleaned_lines_sql(source, keys=True)
     )
     revenue = "sum(amount)" if ReturnsPolicy(returns) == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
     return f"""

@@ -167,21 +167,21 @@ def _load_files(source: FileSource, options: RfmOptions, memory_limit: str | Non
         report: CleaningReport | None = None
         summarised = not loaded.cleaned
         if summarised:
-            # Two passes over the log: the rule totals, and the one de-duplication, kept as a small
-            # per-invoice-day summary that the cleaning report, the reconciliation, the RFM statement and
-            # the per-customer extras all read.
+            # The one de-duplication, kept as a small per-invoice-day summary that the RFM statement, the
+            # per-customer extras and (with the report) the cleaning report and the reconciliation read;
+            # the report adds the one other pass over the log, the rule totals.
             snapshot = options.snapshot
-            con.execute(f"CREATE TEMP TABLE rule_totals AS {rule_totals_sql(source_view, snapshot)}")
             con.execute(f"CREATE TEMP TABLE line_summary AS {line_summary_sql(source_view, snapshot)}")
-            con.execute(f"CREATE TEMP TABLE kept_summary AS {kept_summary_sql('line_summary')}")
             con.execute(f"CREATE TEMP VIEW cleaned_lines AS {summary_lines_sql('line_summary')}")
             if with_cleaning_report:
+                con.execute(f"CREATE TEMP TABLE rule_totals AS {rule_totals_sql(source_view, snapshot)}")
+                con.execute(f"CREATE TEMP TABLE kept_summary AS {kept_summary_sql('line_summary')}")
                 report = cleaning_report(con, raw_view, snapshot, totals="rule_totals", kept="kept_summary")
             loaded = replace(loaded, view="cleaned_lines", cleaned=True)
         result = rfm_from_view(con, loaded, options, report, raw_view=raw_view)
         reconciliation = (revenue_reconciliation(con, result, report)
                           if report is not None else None)
-        if summarised:  # the valid lines are the lines before the snapshot already
+        if summarised:  # countries from the valid lines, which the row rules keep before the snapshot
             extras = f"""WITH dates AS (
                 SELECT customer_id, min(first_time) AS first_date, max(last_time) AS last_date
                 FROM cleaned_lines WHERE invoice_date < CAST(? AS DATE) GROUP BY customer_id),
