@@ -9,6 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
+from rfm.dashboard import format as fmt
 from rfm.dashboard import state as app_state
 from rfm.dashboard import tables
 from rfm.dashboard import timeline_charts as charts
@@ -59,9 +60,9 @@ if moves is not None and not moves.empty:
     total = int(moves["customers"].sum())
     new = int(moves.loc[moves["from_segment"] == timeline.NOT_YET, "customers"].sum())
     cols = st.columns(3)
-    cols[0].metric("Customers at the second snapshot", views.fmt_count(total))
-    cols[1].metric("New since the first", views.fmt_count(new), help="No purchase before the first snapshot")
-    cols[2].metric("Stayed in their segment", views.fmt_percent(views.stayed_share(moves)),
+    cols[0].metric("Customers at the second snapshot", fmt.count(total))
+    cols[1].metric("New since the first", fmt.count(new), help="No purchase before the first snapshot")
+    cols[2].metric("Stayed in their segment", fmt.percent(views.stayed_share(moves)),
                    help="Of the customers who were already customers at the first snapshot")
     st.plotly_chart(charts.sankey(moves, order, colors, start=start.isoformat(), end=end.isoformat(),
                                   not_yet=timeline.NOT_YET), key="time_sankey", config={"displayModeBar": False})
@@ -95,7 +96,7 @@ if moves is not None and not moves.empty:
                         st.session_state["time_audit_error"] = str(exc)
 
                 st.download_button(
-                    f"Download {views.fmt_count(len(listed))} customers: {move_from} → {move_to} (CSV)",
+                    f"Download {fmt.count(len(listed))} customers: {move_from} → {move_to} (CSV)",
                     data=timeline.move_csv(listed), file_name=views.move_file_name(move_from, move_to, start, end),
                     mime="text/csv", type="primary", icon=":material/download:", key="time_download",
                     on_click=_record, args=(len(listed), move_from, move_to), disabled=listed.empty)

@@ -257,4 +257,6 @@ def test_dashboard_reads_the_sidebar_source_and_builds_the_moves_table(log: Path
     assert views.stayed_share(moves) == pytest.approx(9 / 11)  # new customers are not counted
     assert views.move_file_name("can't lose", "at risk", date(2011, 1, 1), date(2011, 4, 1)) == (
         "rfm-move-can-t-lose-to-at-risk-2011-01-01-2011-04-01.csv")
-    assert views.fmt_percent(0.1305) == "13.1%" and views.fmt_count(12345) == "12,345"
+    from rfm.dashboard import format as fmt  # the page's figures go through the app's one format
+
+    assert fmt.percent(0.1305) == "13.1%" and fmt.count(12345) == "12,345"

@@ -4,9 +4,10 @@ with one decimal, whole days and orders, human column headers.
 Why one module: the same figure used to read "4541272" in a metric, "4,541,272" in a caption and
 "13.05%" beside "3%" in a table. Every page formats through these functions (text) and through
 `column_formats` (the kind of each table column and the printf formats of `st.column_config`), so a
-figure reads the same wherever it appears. Money in a table is the exception to printf: a printf format
-writes a negative amount as "£-76", so a table's money columns show `money`'s text through a pandas
-Styler (rfm.dashboard.tables.styled). Pure Python, no Streamlit: unit-tested in tests/test_format.py.
+figure reads the same wherever it appears. Money and shares in a table are the exception to printf: a
+printf format writes a negative amount as "£-76" (and a share as "-1.2%"), so a table's money and share
+columns show `money`'s and `percent`'s text through a pandas Styler (rfm.dashboard.tables.styled).
+Pure Python, no Streamlit: unit-tested in tests/test_format.py.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def header(column: str) -> str:
 
 
 # The printf formats of the number kinds that `st.column_config.NumberColumn` can write as this module
-# does. Not money: printf puts the minus after the currency sign ("£-76" where `money` writes "−£76").
+# does. Not money or shares: printf puts the minus after the currency sign ("£-76" where `money` writes
+# "−£76") and writes a hyphen where `percent` writes a minus.
 PRINTF_FORMATS: dict[str, str] = {"count": "%,d", "days": "%,.0f", "orders": "%,.0f",
                                   "decimal": "%,.1f", "metric": "%.3f"}
 
@@ -161,8 +163,8 @@ def printf_format(column_kind: str) -> str | None:
 
 
 def column_formats(columns: Iterable[str]) -> dict[str, tuple[str, str, str | None]]:
-    """For each column: its header, its kind and its printf format (None for text and money), what
-    `st.column_config` needs."""
+    """For each column: its header, its kind and its printf format (None for text, money and shares),
+    what `st.column_config` needs."""
     return {column: (header(column), kind(column), printf_format(kind(column))) for column in columns}
 
 

@@ -4,7 +4,7 @@ format (rfm.dashboard.format) and fits the page: `table(frame, key=..., currency
 Why: st.dataframe left alone shows snake_case headers, "1767.2849" and sizes columns to their
 content, so a profiles table ran wider than a 1440 px page. Here the frame's share columns are
 multiplied by 100 for display (the data behind the widget, never the data a page computes with),
-and every column gets a label and, numbers other than money, a printf format through
+and every column gets a label and, numbers other than money and shares, a printf format through
 `st.column_config`.
 
 Money and shares are shown through a pandas Styler (`styled`): a printf format writes a negative amount
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with share columns (0..1) as percentages (0..100), for the "%.1f%%" format."""
+    """A copy with share columns (0..1) as percentages (0..100): what a click on a share header sorts
+    (its text is `fmt.percent`'s, see `styled`)."""
     out = frame.copy()
     for column in fmt.share_columns(out.columns):
         out[column] = (out[column].astype("float64") * 100).round(1) + 0.0  # + 0.0: never "-0.0%"
@@ -41,8 +42,9 @@ def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
 def styled(frame: pd.DataFrame, currency: str, *, key: str, decimals: Mapping[str, int] | None = None) -> Styler:
     """What st.dataframe (or st.data_editor) is given: `display_frame(frame)` as a Styler whose money
     columns read as `fmt.money` writes them ("−£76", "£4,541,272"; `decimals`: places per column, 0
-    unless given), over the unchanged numbers. Other cells show their value ("–" when missing); their
-    printf formats come from `column_config`, which takes precedence over a Styler's text.
+    unless given) and its share columns as `fmt.percent` does ("−1.2%"), over the unchanged numbers.
+    Other cells show their value ("–" when missing); their printf formats come from `column_config`,
+    which takes precedence over a Styler's text.
 
     `key` names the Styler (its uuid), so a rerun with the same data sends the same table."""
     shown = display_frame(frame)
@@ -57,20 +59,22 @@ def styled(frame: pd.DataFrame, currency: str, *, key: str, decimals: Mapping[st
 
 def _percent_text(value: object) -> str:
     """`fmt.percent` of a cell of `display_frame` (already multiplied by 100; missing: "–")."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "–"
-    return fmt.percent(number / 100)
+    number = _cell_number(value)
+    return fmt.percent(None if number is None else number / 100)
 
 
 def _money_text(value: object, *, currency: str, decimals: int) -> str:
     """`fmt.money` of a cell (None, NaN or a non-number: "–")."""
+    return fmt.money(_cell_number(value), currency, decimals)
+
+
+def _cell_number(value: object) -> float | None:
+    """A table cell as a float (None for a missing or non-numeric cell; NaN stays NaN, which the fmt
+    functions write as "–")."""
     try:
-        number = float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return "–"
-    return fmt.money(number, currency, decimals)
+        return None
 
 
 def column_config(frame: pd.DataFrame, *, wide: tuple[str, ...] = (),

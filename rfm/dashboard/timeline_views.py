@@ -124,18 +124,6 @@ def move_file_name(from_segment: str, to_segment: str, start: date, end: date) -
     return f"rfm-move-{slug(from_segment)}-to-{slug(to_segment)}-{start.isoformat()}-{end.isoformat()}.csv"
 
 
-def fmt_count(value: float) -> str:
-    return f"{round(value):,}"
-
-
-def fmt_percent(share: float) -> str:
-    return f"{share * 100:.1f}%"
-
-
-def fmt_money(value: float) -> str:
-    return f"{value:,.0f}"
-
-
 def moves_column_config() -> dict[str, Any]:
     """Headers and formats of the biggest-moves table: thousands separators, one-decimal percentages;
     revenue without a format, as its text is fmt.money's (rfm.dashboard.tables.styled)."""
