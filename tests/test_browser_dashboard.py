@@ -467,19 +467,24 @@ def test_mapping_step_is_in_the_main_area(page, server, tmp_path) -> None:  # ty
     assert page.locator("[data-testid=stMetricValue]").first.inner_text() == "2"
 
 
+def _draw_every_chart(tab, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the page's charts are drawn (on Score, after scoring the example customer)."""
+    if title == "Score":
+        tab.get_by_role("button", name="Score").click()
+        tab.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+        wait_idle(tab)
+    for chart in range(tab.locator("[data-testid=stVegaLiteChart]").count()):
+        tab.locator("[data-testid=stVegaLiteChart]").nth(chart).locator(CHART_DRAWN["stVegaLiteChart"]).first.wait_for()
+    tab.wait_for_timeout(500)
+
+
 @pytest.mark.parametrize("title", ["Overview", "Segments", "Model", "Score", "Export"])
 def test_every_page_reads_at_390_px(browser, server, title: str) -> None:  # type: ignore[no-untyped-def]
     context, tab = _open(browser, f"{server['url']}/{title.lower()}", width=390, height=2400)
     try:
         wait_for_page(tab, title)
         no_errors(tab)
-        if title == "Score":
-            tab.get_by_role("button", name="Score").click()
-            tab.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
-            wait_idle(tab)
-        for chart in range(tab.locator("[data-testid=stVegaLiteChart]").count()):
-            tab.locator("[data-testid=stVegaLiteChart]").nth(chart).locator(CHART_DRAWN["stVegaLiteChart"]).first.wait_for()
-        tab.wait_for_timeout(500)
+        _draw_every_chart(tab, title)
         _no_horizontal_overflow(tab)
         if title == "Model":  # the sweep panels stack: one above the other, not side by side
             boxes = [tab.locator("[data-testid=stVegaLiteChart]").nth(i).bounding_box() for i in range(5)]
@@ -495,13 +500,7 @@ def test_every_page_at_1440_px_fits_and_is_captured(browser, server, title: str)
     context, tab = _open(browser, f"{server['url']}/{title.lower()}", width=1440, height=3000)
     try:
         wait_for_page(tab, title)
-        if title == "Score":
-            tab.get_by_role("button", name="Score").click()
-            tab.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
-            wait_idle(tab)
-        for chart in range(tab.locator("[data-testid=stVegaLiteChart]").count()):
-            tab.locator("[data-testid=stVegaLiteChart]").nth(chart).locator(CHART_DRAWN["stVegaLiteChart"]).first.wait_for()
-        tab.wait_for_timeout(500)
+        _draw_every_chart(tab, title)
         no_errors(tab)
         _no_horizontal_overflow(tab)
         for frame in range(tab.locator("[data-testid=stDataFrame]").count()):  # every table inside the page
