@@ -80,7 +80,9 @@ def invoice_days_sql(source: str, *, cleaned: bool = False,
     """One row per (customer, invoice, day) of the cleaned log: whether it holds a purchase line and its
     revenue under the returns policy (net: every line; exclude: purchases only), as monetary counts it.
 
-    The one pass over the lines; `daily_sql` reads its result."""
+    The one pass over the lines; `daily_sql` reads its result. Customers keep the source's key (an
+    integer where the ids are, see `cleaned_lines_sql`): the per-day table, its window and every join
+    run on it, and ids become text only on the statements' output rows."""
     if returns not in RETURNS_POLICIES:
         raise ValueError(f"returns policy must be one of {RETURNS_POLICIES}, got {returns!r}")
     lines = (
@@ -91,7 +93,7 @@ def invoice_days_sql(source: str, *, cleaned: bool = False,
     revenue = "sum(amount)" if ReturnsPolicy(returns) == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
     return f"""
 SELECT
-    CAST(customer_id AS VARCHAR) AS customer_id,
+    customer_id,
     invoice_id,
     CAST(invoice_date AS DATE) AS day,
     max(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS purchase,
@@ -215,7 +217,7 @@ scored AS (
     FROM ranked
 ){model}
 SELECT
-    snapshot_date, customer_id, recency, frequency, monetary, r_score, f_score, m_score,
+    snapshot_date, CAST(customer_id AS VARCHAR) AS customer_id, recency, frequency, monetary, r_score, f_score, m_score,
     {_segment_expr(segmenter)} AS segment_key,
     bought, window_revenue
 FROM {final}"""
