@@ -40,6 +40,7 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
 
     app_state.chart_spec.clear()
     app_state._files_dataset.clear()
+    app_state.sweep_for.clear()
 
     async def serve_once() -> None:
         async with dashboard.warm_start(None):
@@ -55,6 +56,11 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(app_state.datasets, "load_dataset", lambda *a, **k: calls.append("load") or None)
     dataset = app_state.load(request, "auto", "net", config)
     assert calls == [] and len(dataset.customers) > 0
+    # The Model page's first visit too: scikit-learn imported, the k sweep of this data cached.
+    assert "sklearn.cluster" in sys.modules
+    monkeypatch.setattr(app_state.models, "sweep", lambda *a, **k: calls.append("sweep"))
+    result = app_state.sweep_for((*request.key, "auto", "net"), dataset)
+    assert calls == [] and result.recommended_k >= 2
 
 
 # --- local mode: without sign-in, only this machine --------------------------------------------------

@@ -9,7 +9,9 @@ rename invalidates it), so switching pages recomputes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
@@ -250,7 +252,14 @@ def warm_caches() -> None:
 
     A freshly started Streamlit server otherwise does all of this while its first visitor waits
     (several seconds). Called by the launcher's lifespan, outside any session; an exception is the
-    caller's to log (the page reports a bad source or model in its own words)."""
+    caller's to log (the page reports a bad source or model in its own words).
+
+    The Model page's first visit is warmed too: scikit-learn's import (about 1.7 s, on a thread while
+    DuckDB reads the log, which releases the interpreter lock) and the k sweep of the default data."""
+    from rfm.model.sweep import import_estimators
+
+    importer = threading.Thread(target=import_estimators, name="rfm-warm-sklearn", daemon=True)
+    importer.start()
     config = load_settings()
     request = default_request(config)
     snapshot, returns = "auto", ReturnsPolicy.NET.value
@@ -258,6 +267,9 @@ def warm_caches() -> None:
     data_key = (*request.key, snapshot, returns)
     model_store = store(config)
     overview_charts(build_context(dataset, data_key, config, model_store, models.default_version(model_store), ""))
+    importer.join()
+    with contextlib.suppress(RfmError):  # too few customers for a sweep: the Model page says so itself
+        sweep_for(data_key, dataset)
     # The first element any run creates makes Streamlit check, once per process, whether it runs in a
     # REPL (a full inspect.stack(), ~0.15 s): outside a session this element goes nowhere.
     st.empty()
