@@ -8,8 +8,11 @@ import stat
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from rfm.data.sources import SourceOptions
+from rfm.data.table import compute_rfm
 from rfm.errors import DataError
 from rfm.service import datasets
 from rfm.service.confinement import confine
@@ -190,3 +193,44 @@ def test_messages_about_an_upload_name_the_original_file_not_the_server_path(tmp
     assert check.error is not None and shop.name in check.error
     shown = datasets.upload_message(check.error, shop, "shop.csv")
     assert shown.startswith("shop.csv: ") and shop.name not in shown
+
+
+def _workbook(path: Path) -> bytes:
+    """A small workbook with a shop's own headers (the mapping step's case) and an integer-looking id
+    that Excel stores as a float."""
+    lines = pd.DataFrame({"Order Ref": ["536365", "536366", "C536367", "536368"],
+                          "Client": [17850.0, 17850.0, 17850.0, 13047.0],
+                          "Order Time": pd.to_datetime(["2010-12-01 08:26", "2010-12-02 09:00", "2010-12-03 10:00",
+                                                        "2010-12-04 11:00"]),
+                          "Qty": [6, 2, -1, 3], "Price Each": [2.55, 3.39, 2.55, 4.25],
+                          "Country": ["United Kingdom"] * 4})
+    lines.to_excel(path, index=False)
+    return path.read_bytes()
+
+
+def test_an_uploaded_workbook_is_kept_as_a_parquet_copy_that_reads_the_same(tmp_path: Path) -> None:
+    original = tmp_path / "shop export.xlsx"
+    data = _workbook(original)
+    folder = tmp_path / "up" / "s"
+    stored = datasets.save_upload("shop export.xlsx", data, folder)
+    assert stored.name.endswith("shop_export.xlsx.parquet") and list(folder.iterdir()) == [stored]
+    assert stored.read_bytes()[:4] == b"PAR1"
+    mapping = SourceOptions(mapping={"customer_id": "Client", "invoice_id": "Order Ref",
+                                     "invoice_date": "Order Time", "quantity": "Qty", "unit_price": "Price Each"})
+    from_copy = compute_rfm([stored], mapping).table
+    from_workbook = compute_rfm([original], mapping).table
+    pd.testing.assert_frame_equal(from_copy, from_workbook)
+    assert list(from_copy["customer_id"]) == ["13047", "17850"]  # the float ids print as integers
+    # The same upload again (every rerun of the page) reuses the copy; the preview reads it too.
+    assert datasets.save_upload("shop export.xlsx", data, folder) == stored
+    assert datasets.check_mapping(str(stored)).columns == ["Order Ref", "Client", "Order Time", "Qty", "Price Each",
+                                                           "Country"]
+
+
+def test_a_broken_workbook_upload_is_refused_by_its_original_name_and_nothing_is_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "up" / "s"
+    with pytest.raises(DataError) as info:
+        datasets.save_upload("Q4 sales.xlsx", b"PK\x03\x04 not really a workbook", folder)
+    message = str(info.value)
+    assert message.startswith("Q4 sales.xlsx: ") and str(tmp_path) not in message, message
+    assert list(folder.iterdir()) == []

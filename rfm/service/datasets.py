@@ -33,7 +33,15 @@ from rfm.data.query import (
     rule_totals_sql,
     summary_lines_sql,
 )
-from rfm.data.sources import SourceOptions, expand_paths, fingerprint, opened_source, read_head
+from rfm.data.sources import (
+    SourceOptions,
+    excel_to_parquet,
+    expand_paths,
+    fingerprint,
+    is_excel,
+    opened_source,
+    read_head,
+)
 from rfm.data.table import RfmOptions, RfmResult, rfm_from_view
 from rfm.errors import DataError
 
@@ -450,7 +458,11 @@ def save_upload(name: str, data: bytes, directory: str | os.PathLike[str], *, ma
 
     `max_mb` (settings.upload_max_mb) is checked before anything is written: a larger file is a
     DataError naming the file by the name it was uploaded under (1 MB = 1024 x 1024 bytes, as
-    Streamlit's own upload limit)."""
+    Streamlit's own upload limit).
+
+    A workbook (.xlsx, .xls, ...) is kept as a Parquet copy (`<name>.parquet`, parsed once here;
+    see `excel_to_parquet`): its preview, every mapping tried and the load then read the copy.
+    A workbook that cannot be read is a DataError naming the file as uploaded."""
     original = upload_name(name)
     if max_mb is not None and len(data) > max_mb * 1024 * 1024:
         raise DataError(f"{original}: {len(data) / 1024 / 1024:,.1f} MB is over the upload limit of "
@@ -462,16 +474,25 @@ def save_upload(name: str, data: bytes, directory: str | os.PathLike[str], *, ma
     folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.mkdir(mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
-    if not out.is_file():
+    kept = out.with_name(out.name + ".parquet") if is_excel(out) else out
+    if not kept.is_file():
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, out)
+        if kept != out:
+            try:
+                excel_to_parquet(str(out), str(kept))
+            except DataError as exc:
+                raise DataError(upload_message(str(exc), out, original)) from None
+            finally:
+                with contextlib.suppress(OSError):
+                    out.unlink()
     for other in folder.iterdir():  # one upload at a time per session: the one it replaces goes
-        if other != out:
+        if other != kept:
             with contextlib.suppress(OSError):
                 other.unlink()
     os.utime(folder)  # "still in use", for remove_stale_uploads
-    return out
+    return kept
 
 
 def upload_name(name: str) -> str:
