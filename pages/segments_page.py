@@ -37,15 +37,10 @@ if view.empty:
     st.stop()
 st.caption(f"{fmt.count(len(view))} of {fmt.count(len(assigned))} customers shown.")
 
-key = (ctx.data_key, ctx.model_key, tuple(chosen), tuple(picked_countries))  # what the charts below show
+specs = app_state.segments_charts(ctx, view, (tuple(chosen), tuple(picked_countries)), axis)
 left, right = st.columns(2)
-# The colour scale comes from every customer, so a filter never re-colours the heatmap.
-domain = charts.heatmap_domain(insights.rf_heatmap_data(assigned)[0])
-heatmap = app_state.chart_spec("rf_heatmap", (*key, ctx.currency), lambda: charts.rf_heatmap(
-    *insights.rf_heatmap_data(view), currency=ctx.currency, domain=domain))
-left.vega_lite_chart(spec=heatmap, key="seg_heatmap")
-grid = app_state.chart_spec("rf_grid", key, lambda: charts.rf_grid_chart(insights.grid_frame(view)))
-right.vega_lite_chart(spec=grid, key="seg_grid")
+left.vega_lite_chart(spec=specs["heatmap"], key="seg_heatmap")
+right.vega_lite_chart(spec=specs["grid"], key="seg_grid")
 
 st.subheader("Segment profiles")
 profiles = segmentation.segment_summary(view, ctx.model)
@@ -64,7 +59,4 @@ for segment, entry in zip(profiles["segment"], entries, strict=True):
     color = ctx.colors.get(segment, charts.NOT_SEGMENTED_COLOR)
     st.markdown(f"<span style='color:{color}'>■</span> **{escape(segment)}**: {escape(entry.description)}  \n"
                 f"*Recommended action:* {escape(entry.action)}", unsafe_allow_html=True)
-st.vega_lite_chart(spec=app_state.chart_spec(
-    "customer_scatter", (*key, axis, ctx.currency),
-    lambda: charts.customer_scatter(view, ctx.colors, ctx.order, x=axis, currency=ctx.currency)),
-    key="seg_scatter")
+st.vega_lite_chart(spec=specs["scatter"], key="seg_scatter")

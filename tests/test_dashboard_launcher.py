@@ -61,6 +61,17 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(app_state.models, "sweep", lambda *a, **k: calls.append("sweep"))
     result = app_state.sweep_for((*request.key, "auto", "net"), dataset)
     assert calls == [] and result.recommended_k >= 2
+    # And the Segments page's charts without filters (what its first visit shows).
+    from rfm.dashboard import charts
+
+    for name in ("rf_heatmap", "rf_grid_chart", "customer_scatter"):
+        monkeypatch.setattr(charts, name, lambda *a, _name=name, **k: calls.append(_name))
+    model_store = app_state.store(config)
+    ctx = app_state.build_context(dataset, (*request.key, "auto", "net"), config, model_store,
+                                  app_state.models.default_version(model_store), "")
+    assert ctx.segmentation is not None
+    specs = app_state.segments_charts(ctx, ctx.segmentation.assigned)
+    assert calls == [] and sorted(specs) == ["grid", "heatmap", "scatter"]
 
 
 # --- local mode: without sign-in, only this machine --------------------------------------------------

@@ -266,7 +266,10 @@ def warm_caches() -> None:
     dataset = load(request, snapshot, returns, config)
     data_key = (*request.key, snapshot, returns)
     model_store = store(config)
-    overview_charts(build_context(dataset, data_key, config, model_store, models.default_version(model_store), ""))
+    ctx = build_context(dataset, data_key, config, model_store, models.default_version(model_store), "")
+    overview_charts(ctx)
+    if ctx.segmentation is not None:  # the Segments page without filters
+        segments_charts(ctx, ctx.segmentation.assigned)
     importer.join()
     with contextlib.suppress(RfmError):  # too few customers for a sweep: the Model page says so itself
         sweep_for(data_key, dataset)
@@ -295,6 +298,31 @@ def overview_charts(ctx: Context) -> dict[str, dict[str, object]]:
             "segment_shares", (ctx.data_key, ctx.model_key),
             lambda: charts.segment_share_chart(segment_summary(segmentation.assigned, model), ctx.colors))
     return specs
+
+
+def segments_charts(ctx: Context, view: pd.DataFrame, filters: CacheKey = ((), ()),
+                    axis: str = "recency") -> dict[str, dict[str, object]]:
+    """The Segments page's chart specs ("heatmap", "grid", "scatter") of `view`, the customers its
+    `filters` (segments, countries) leave; cached per data, model and filters, and built here so the
+    page and `warm_caches` ask for the same cache entries."""
+    from rfm.dashboard import charts
+    from rfm.service import insights
+
+    assert ctx.segmentation is not None
+    assigned = ctx.segmentation.assigned
+    key = (ctx.data_key, ctx.model_key, *filters)
+
+    def heatmap() -> alt.TopLevelMixin:
+        # The colour scale comes from every customer, so a filter never re-colours the heatmap.
+        domain = charts.heatmap_domain(insights.rf_heatmap_data(assigned)[0])
+        return charts.rf_heatmap(*insights.rf_heatmap_data(view), currency=ctx.currency, domain=domain)
+
+    return {
+        "heatmap": chart_spec("rf_heatmap", (*key, ctx.currency), heatmap),
+        "grid": chart_spec("rf_grid", key, lambda: charts.rf_grid_chart(insights.grid_frame(view))),
+        "scatter": chart_spec("customer_scatter", (*key, axis, ctx.currency), lambda: charts.customer_scatter(
+            view, ctx.colors, ctx.order, x=axis, currency=ctx.currency)),
+    }
 
 
 # --- page furniture ------------------------------------------------------------------------------
