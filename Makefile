@@ -16,6 +16,9 @@ $(BIN)/python:
 $(VENV)/.installed: $(BIN)/python requirements.txt requirements-serve.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
+	@# An editable install leaves the project's own modules uncompiled (and PYTHONDONTWRITEBYTECODE
+	@# environments never cache them): compile once, so every `rfm` command starts ~0.1 s sooner.
+	$(BIN)/python -m compileall -q rfm pages streamlit_app.py >/dev/null
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
