@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -56,15 +55,13 @@ except RfmError as exc:
 if result is not None:
     k = st.slider("Number of segments (k)", 2, 10, value=result.recommended_k, key="model_k")
     swept: SweepResult = result
-    frame = swept.frame()
+    panels = app_state.sweep_charts(ctx, swept, k)
     # One chart a metric, three to a row: st.columns stack on a phone, so the panels do too.
-    panels = [column for column, _, _ in charts.SWEEP_PANELS]
-    for start in range(0, len(panels), 3):
+    names = list(panels)
+    for start in range(0, len(names), 3):
         row = st.columns(3)
-        for slot, column in zip(row, panels[start:start + 3], strict=False):
-            slot.vega_lite_chart(spec=app_state.chart_spec(
-                f"sweep_{column}", (ctx.data_key, swept.recommended_k, k), partial(
-                    charts.sweep_panel, frame, column, swept.recommended_k, k)), key=f"model_sweep_{column}")
+        for slot, column in zip(row, names[start:start + 3], strict=False):
+            slot.vega_lite_chart(spec=panels[column], key=f"model_sweep_{column}")
     st.caption(f"Recommended k = {result.recommended_k}: {result.reason} ({result.silhouette_note}). "
                f"Red rule: the recommended k; amber rule: the k selected on the slider.")
 else:

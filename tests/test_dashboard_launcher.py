@@ -72,6 +72,9 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     assert ctx.segmentation is not None
     specs = app_state.segments_charts(ctx, ctx.segmentation.assigned)
     assert calls == [] and sorted(specs) == ["grid", "heatmap", "scatter"]
+    monkeypatch.setattr(charts, "sweep_panel", lambda *a, **k: calls.append("sweep_panel"))
+    panels = app_state.sweep_charts(ctx, result, result.recommended_k)  # the Model page as it opens
+    assert calls == [] and list(panels) == [column for column, _, _ in charts.SWEEP_PANELS]
 
 
 # --- local mode: without sign-in, only this machine --------------------------------------------------

@@ -272,7 +272,8 @@ def warm_caches() -> None:
         segments_charts(ctx, ctx.segmentation.assigned)
     importer.join()
     with contextlib.suppress(RfmError):  # too few customers for a sweep: the Model page says so itself
-        sweep_for(data_key, dataset)
+        result = sweep_for(data_key, dataset)
+        sweep_charts(ctx, result, result.recommended_k)  # the page opens on the recommended k
     # The first element any run creates makes Streamlit check, once per process, whether it runs in a
     # REPL (a full inspect.stack(), ~0.15 s): outside a session this element goes nowhere.
     st.empty()
@@ -323,6 +324,20 @@ def segments_charts(ctx: Context, view: pd.DataFrame, filters: CacheKey = ((), (
         "scatter": chart_spec("customer_scatter", (*key, axis, ctx.currency), lambda: charts.customer_scatter(
             view, ctx.colors, ctx.order, x=axis, currency=ctx.currency)),
     }
+
+
+def sweep_charts(ctx: Context, result: SweepResult, k: int) -> dict[str, dict[str, object]]:
+    """The Model page's sweep panels (one spec per metric of `charts.SWEEP_PANELS`, in order) with the
+    recommended k and the selected `k` marked; cached per data and k, built here so the page and
+    `warm_caches` ask for the same cache entries."""
+    from functools import partial
+
+    from rfm.dashboard import charts
+
+    frame = result.frame()
+    return {column: chart_spec(f"sweep_{column}", (ctx.data_key, result.recommended_k, k),
+                               partial(charts.sweep_panel, frame, column, result.recommended_k, k))
+            for column, _, _ in charts.SWEEP_PANELS}
 
 
 # --- page furniture ------------------------------------------------------------------------------
