@@ -39,7 +39,7 @@ def plan() -> dict[str, list[str]]:
     demo = str(DEMO_10M)
     runs = {
         "serve": [str(BENCH / "serve.py")],
-        "rfm_table": [str(BENCH / "rfm_table.py"), demo],
+        "rfm_table": [str(BENCH / "rfm_table.py"), demo, "--repeat", "2"],
         "peer": [str(BENCH / "peer.py"), demo],
         "sweep": [str(BENCH / "sweep.py"), demo, *([str(REAL)] if REAL.exists() else [])],
         "timeline": [str(BENCH / "timeline.py"), demo, "--raw"],

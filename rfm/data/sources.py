@@ -336,10 +336,12 @@ def _register_raw(
     name: str,
     number_rows: bool = False,
     file_column: bool = False,
+    limit: int | None = None,
 ) -> None:
     """A view of the files as they are. `number_rows` adds file name and row number columns, which
     makes every line distinct: a log cleaned by `rfm ingest` is de-duplicated already. `file_column`
-    adds each line's file as FILE_COLUMN (several files read as one relation)."""
+    adds each line's file as FILE_COLUMN (several files read as one relation). `limit`: only the first
+    lines are wanted (a preview: a CSV is not parsed whole)."""
     file_list = "[" + ", ".join(quote_literal(duckdb_path(f)) for f in files) + "]"
     named = f", filename = {quote_literal(FILE_COLUMN)}" if file_column else ""
     try:
@@ -354,9 +356,11 @@ def _register_raw(
                 _check_text(file)
             delim = f", delim = {quote_literal(options.delimiter)}" if options.delimiter else ""
             # Parsed once into a temporary table: type detection and checks then scan memory, not text.
+            union = ", union_by_name = true" if len(files) > 1 else ""  # it sniffs twice: a preview 0.5 s, not 0.25
+            first = f" LIMIT {int(limit)}" if limit is not None else ""
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {q(name)} AS SELECT * FROM read_csv({file_list}, "
-                f"header = true, all_varchar = true, union_by_name = true{delim}{named})"
+                f"header = true, all_varchar = true{union}{delim}{named}){first}"
             )
         else:
             frame = _read_excel(files, options.sheet)
@@ -734,7 +738,7 @@ def read_head(path: str, rows: int = 5) -> pd.DataFrame:
     fmt = detect_format(path)
     con = connect()  # the project's settings: no extension downloads
     try:
-        _register_raw(con, fmt, [path], SourceOptions(), "_head")
+        _register_raw(con, fmt, [path], SourceOptions(), "_head", limit=rows)
         return con.execute(f"SELECT * FROM {q('_head')} LIMIT {int(rows)}").df()
     finally:
         con.close()
