@@ -306,3 +306,30 @@ def test_reconciliation_names_every_step_from_raw_lines_to_the_revenue_shown(tmp
     assert rec.raw_revenue + sum(s.revenue for s in rec.steps) == pytest.approx(rec.shown) == 20.0
     assert "not explained" not in " ".join(steps)
     assert rec.csv().decode().splitlines()[0] == "step,lines,revenue"
+
+
+def test_every_chart_the_pages_cache_is_a_valid_vega_lite_spec(demo_table: pd.DataFrame, model) -> None:  # type: ignore[no-untyped-def]
+    """`vega_lite_spec` skips Altair's schema validation (the pages cache its dict); the validation
+    happens here instead, for every chart builder whose spec the pages cache, with the same dict out."""
+    assigned = model.assign(demo_table)
+    summary = segmentation.segment_summary(assigned, model)
+    colors = charts.segment_colors(model)
+    concentration = revenue_concentration(demo_table["monetary"])
+    metrics = pd.DataFrame({"k": range(2, 11), "inertia": range(90, 0, -10), "silhouette": [0.3] * 9,
+                            "davies_bouldin": [1.0] * 9, "calinski_harabasz": [100.0] * 9,
+                            "smallest_cluster_share": [0.1] * 9})
+    built = {
+        "pareto": charts.pareto_chart(demo_table["monetary"].to_numpy()),
+        "lorenz": charts.lorenz_chart(concentration.lorenz, concentration.gini),
+        "shares": charts.segment_share_chart(summary, colors),
+        "heatmap": charts.rf_heatmap(*insights.rf_heatmap_data(assigned), currency="EUR"),
+        "grid": charts.rf_grid_chart(insights.grid_frame(assigned)),
+        "scatter": charts.customer_scatter(assigned, colors, list(summary["segment"]), x="frequency"),
+        **{f"sweep_{column}": charts.sweep_panel(metrics, column, 4, 7) for column, _, _ in charts.SWEEP_PANELS},
+    }
+    for name, chart in built.items():
+        validated = chart.to_dict()  # raises on a spec the Vega-Lite schema refuses
+        spec = charts.vega_lite_spec(chart)
+        assert spec["layer" if "layer" in validated else "mark"] == validated["layer" if "layer" in validated
+                                                                            else "mark"], name
+        assert spec.get("datasets") == validated.get("datasets"), name

@@ -207,10 +207,12 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, object]:
     """An Altair chart as a plain Vega-Lite dict (data inline), for `st.vega_lite_chart`.
 
     Altair validates a chart against the Vega-Lite JSON schema every time it is serialised, which
-    costs ~0.1 s a chart and `st.altair_chart` does it on every rerun: the dashboard caches this dict
-    instead. Altair's default theme sizes views at 300 px; that is dropped so Streamlit sizes them.
+    costs ~0.05-0.1 s a chart and `st.altair_chart` does it on every rerun: the dashboard caches this
+    dict instead, and skips the validation (a new file's first Overview builds several charts while
+    its user waits); tests/test_dashboard_views.py validates every chart the pages draw. Altair's
+    default theme sizes views at 300 px; that is dropped so Streamlit sizes them.
     """
-    spec = chart.to_dict()
+    spec = chart.to_dict(validate=False)
     view = spec.get("config", {}).get("view", {})
     for key in ("continuousWidth", "continuousHeight"):
         view.pop(key, None)
