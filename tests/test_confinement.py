@@ -234,3 +234,32 @@ def test_a_broken_workbook_upload_is_refused_by_its_original_name_and_nothing_is
     message = str(info.value)
     assert message.startswith("Q4 sales.xlsx: ") and str(tmp_path) not in message, message
     assert list(folder.iterdir()) == []
+
+
+def test_a_gzipped_csv_upload_is_kept_decompressed_and_reads_the_same(tmp_path: Path) -> None:
+    import gzip
+
+    text = (b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+            b"536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n"
+            b"536366,22633,HAND WARMER,6,2010-12-02 08:28:00,1.85,13047,United Kingdom\n")
+    original = tmp_path / "sales.csv.gz"
+    original.write_bytes(gzip.compress(text))
+    folder = tmp_path / "up" / "s"
+    stored = datasets.save_upload("sales.csv.gz", original.read_bytes(), folder)
+    assert stored.name.endswith("-sales.csv") and list(folder.iterdir()) == [stored]
+    assert stored.read_bytes() == text
+    pd.testing.assert_frame_equal(compute_rfm([stored]).table, compute_rfm([original]).table)
+    assert datasets.save_upload("sales.csv.gz", original.read_bytes(), folder) == stored  # a rerun reuses it
+
+
+def test_a_gzip_that_expands_too_much_or_is_broken_stays_as_uploaded(tmp_path: Path) -> None:
+    import gzip
+
+    bomb = gzip.compress(b"a,b\n" + b"0" * (datasets.GZIP_EXPANSION_LIMIT * 200_000))
+    stored = datasets.save_upload("huge.csv.gz", bomb, tmp_path / "up" / "a")
+    assert stored.name.endswith("-huge.csv.gz") and stored.read_bytes() == bomb
+    broken = datasets.save_upload("broken.csv.gz", b"\x1f\x8b\x08\x00 not gzip at all", tmp_path / "up" / "b")
+    assert broken.name.endswith("-broken.csv.gz")
+    with pytest.raises(DataError) as info:
+        compute_rfm([broken])
+    assert datasets.upload_message(str(info.value), broken, "broken.csv.gz").startswith("broken.csv.gz: ")

@@ -25,6 +25,7 @@ import glob
 import gzip
 import hashlib
 import os
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -308,7 +309,7 @@ def _header_key(fmt: str, file: str) -> str:
         try:
             with opener(file, "rb") as handle:
                 first = handle.readline(65536)
-        except (OSError, EOFError):
+        except (OSError, EOFError, zlib.error):
             return ""
         return first.decode("utf-8", errors="replace").strip().lower()
     return file
@@ -435,7 +436,7 @@ def _check_text(path: str) -> None:
     try:
         with opener(path, "rb") as handle:
             head = handle.read(65536)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a .gz whose data is broken
         raise DataError(f"{path}: cannot be read: {exc}") from exc
     if not head.strip():
         raise DataError(f"{path}: the file is empty")
