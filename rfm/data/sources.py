@@ -617,10 +617,18 @@ def _date_expr(
     candidates = ["TRY_CAST({v} AS TIMESTAMP)"] + [
         f"try_strptime({{v}}, {quote_literal(fmt)})" for fmt in DATE_FORMATS
     ]
-    failures = ", ".join(f"count(*) FILTER (WHERE {c.format(v='v')} IS NULL)" for c in candidates)
-    counts = first_row(con.execute(f"SELECT {failures} FROM {_sample(raw, text)}"))
-    assert counts is not None
-    best = min(range(len(candidates)), key=lambda i: (counts[i], i))
+    def failures(chosen: list[str]) -> tuple[int, ...]:
+        counts = first_row(con.execute("SELECT " + ", ".join(
+            f"count(*) FILTER (WHERE {c.format(v='v')} IS NULL)" for c in chosen) + f" FROM {_sample(raw, text)}"))
+        assert counts is not None
+        return tuple(counts)
+
+    # The first candidate wins every tie, so when it reads the whole sample the others need no trial
+    # (ISO dates, the common case: a tenth of the time of trying every format).
+    counts = failures(candidates[:1])
+    if counts[0] > 0:
+        counts = failures(candidates)
+    best = min(range(len(counts)), key=lambda i: (counts[i], i))
     expr = candidates[best].format(v=text)
     checks.append(_Check(column, f"{text} IS NOT NULL AND {expr} IS NULL",
                          "a date (expected e.g. 2011-12-09 12:50:00 or 12/9/2011 12:50)"))
