@@ -264,7 +264,8 @@ def test_scatter_samples_large_tables_and_keeps_segment_colours(demo_table: pd.D
     assigned = model.assign(demo_table)
     colors, order = charts.segment_colors(model), charts.segment_order(model)
     small = charts.customer_scatter(assigned, colors, order, max_points=100)
-    assert len(small.data) == 100 and "seeded sample of 100" in small.to_dict()["title"]["text"]
+    shown = int((assigned["monetary"] > 0).sum())
+    assert len(small.data) == 100 and f"seeded sample of 100 of {shown:,}" in small.to_dict()["title"]["text"]
     assert small.data.equals(charts.customer_scatter(assigned, colors, order, max_points=100).data)  # seeded
     full = charts.customer_scatter(assigned, colors, order, max_points=10**6)
     assert len(full.data) == int((assigned["monetary"] > 0).sum())
