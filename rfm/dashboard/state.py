@@ -256,9 +256,7 @@ def warm_caches() -> None:
 
     The Model page's first visit is warmed too: scikit-learn's import (about 1.7 s, on a thread while
     DuckDB reads the log, which releases the interpreter lock) and the k sweep of the default data."""
-    from rfm.model.sweep import import_estimators
-
-    importer = threading.Thread(target=import_estimators, name="rfm-warm-sklearn", daemon=True)
+    importer = threading.Thread(target=models.import_estimators, name="rfm-warm-sklearn", daemon=True)
     importer.start()
     config = load_settings()
     request = default_request(config)

@@ -34,6 +34,14 @@ def sweep(dataset: Dataset, k_min: int = DEFAULT_K_RANGE[0], k_max: int = DEFAUL
     return run_sweep(dataset.table, k_min, k_max, seed=seed)
 
 
+def import_estimators() -> None:
+    """Import scikit-learn now (about 1.7 s) instead of at the first sweep or training: for a server
+    warming up before its first visitor (see rfm.model.sweep.import_estimators)."""
+    from rfm.model.sweep import import_estimators as load
+
+    load()
+
+
 def train(dataset: Dataset, k: int, *, seed: int = DEFAULT_SEED, sweep_result: SweepResult | None = None,
           with_sweep: bool = True) -> SegmentModel:
     """A k-segment model of the dataset, not saved yet (see `save`).
