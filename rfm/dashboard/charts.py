@@ -349,7 +349,8 @@ def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: S
                        spend=[money(v, currency, 2) for v in data["monetary"]])
     names = [n for n in order if n in set(data["segment"])]
     # The sample on a line of its own: in the title it was cut short at 390 px.
-    note = {"subtitle": f"a seeded sample of {len(data):,} of {total:,} customers"} if sampled else {}
+    title = alt.Title("Customers by segment", anchor="start", fontSize=16,
+                      subtitle=f"a seeded sample of {len(data):,} of {total:,} customers" if sampled else alt.Undefined)
     x_title = "recency (days since last purchase, log)" if x == "recency" else "frequency (orders, log)"
     return alt.Chart(data).mark_circle(size=28, opacity=0.65).encode(
         x=alt.X("plotted:Q", scale=alt.Scale(type="log"), title=x_title),
@@ -363,8 +364,7 @@ def customer_scatter(assigned: pd.DataFrame, colors: Mapping[str, str], order: S
                  alt.Tooltip("recency:Q", title="recency (days)", format=",d"),
                  alt.Tooltip("frequency:Q", title="orders", format=",d"),
                  alt.Tooltip("spend:N", title="spend")],
-    ).properties(title=alt.Title("Customers by segment", anchor="start", fontSize=16, **note),
-                 height=460).interactive()
+    ).properties(title=title, height=460).interactive()
 
 
 SWEEP_PANELS: tuple[tuple[str, str, str], ...] = (
