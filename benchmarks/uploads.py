@@ -20,7 +20,6 @@ Targets (issue 14): the 7.6 MB csv.gz drawn under 3 s; an Excel mapping applied 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import shutil
 import statistics
@@ -31,9 +30,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(1, str(REPO))
 
 from dashboard import ARGS, CHROMIUM, READY, start  # noqa: E402 - benchmarks/ may not be the script's folder
 from figures import figure  # noqa: E402
+
+# The browser tests' own steps for what is not timed: waiting out a rerun, choosing in a selectbox
+# (reopened when a rerun redraws it). The timed waits below have no settling pause.
+from tests.test_browser_dashboard import _SCRIPT_STATE as SCRIPT_STATE  # noqa: E402
+from tests.test_browser_dashboard import HEADER, choose, settle  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "online_retail"
 DEFAULT_CSV = SHARED / "online_retail.csv.gz"
@@ -43,8 +48,6 @@ RENAMED = {"InvoiceNo": "Order Ref", "CustomerID": "Client", "InvoiceDate": "Ord
            "UnitPrice": "Price Each"}
 CHOICES = (("Customer id", "Client"), ("Invoice or order id", "Order Ref"), ("Invoice date", "Order Time"),
            ("Quantity", "Qty"), ("Unit price", "Price Each"))
-SCRIPT_STATE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
-HEADER = "[data-testid=stMain] [data-testid=stCaptionContainer] >> nth=0"
 
 
 def make_workbook(parquet: Path) -> Path:
@@ -62,15 +65,9 @@ def make_workbook(parquet: Path) -> Path:
 
 
 def idle(page) -> None:  # type: ignore[no-untyped-def]
+    """Until the script run has ended (the tests' `wait_idle` without its settling pause)."""
     page.wait_for_function(f"() => {{ const s = {SCRIPT_STATE}; return s && s !== 'running' && s !== 'rerunRequested'"
                            " && !document.querySelector('[data-testid=stSkeleton]'); }", timeout=120_000)
-
-
-def settle(page) -> None:  # type: ignore[no-untyped-def]
-    """Give a rerun a moment to start, then wait it out."""
-    with contextlib.suppress(Exception):  # no rerun, or it is over already
-        page.wait_for_function(f"() => {SCRIPT_STATE} === 'running'", timeout=1_500)
-    idle(page)
 
 
 def overview_drawn_for(page, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -103,23 +100,6 @@ def upload_csv(browser, url: str, csv: Path) -> float:  # type: ignore[no-untype
     return elapsed
 
 
-def choose(page, label: str, column: str) -> None:  # type: ignore[no-untyped-def]
-    """Pick `column` in the mapping selector whose label starts with `label` (reopened if a rerun
-    redrew the list meanwhile)."""
-    combobox = page.locator("[data-testid=stMain]").get_by_role("combobox", name=re.compile("^" + re.escape(label)))
-    for _ in range(5):
-        settle(page)
-        if combobox.first.input_value() == column:
-            return
-        combobox.first.click()
-        try:
-            page.get_by_role("option", name=column, exact=True).click(timeout=5_000)
-            return
-        except Exception:  # the list was redrawn: open it again
-            page.keyboard.press("Escape")
-    raise SystemExit(f"could not choose {column!r} for {label!r}")
-
-
 def apply_excel_mapping(browser, url: str, workbook: Path) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """(seconds from the upload until the mapping step shows, seconds from "Apply mapping" until drawn)."""
     context, page = new_session(browser, url)
@@ -128,8 +108,9 @@ def apply_excel_mapping(browser, url: str, workbook: Path) -> tuple[float, float
     page.locator("h1", has_text="Map your columns").wait_for(timeout=180_000)
     idle(page)
     upload = time.perf_counter() - started
-    for label, column in CHOICES:
-        choose(page, label, column)
+    main = page.locator("[data-testid=stMain]")
+    for label, column in CHOICES:  # the selector whose label starts with `label`
+        choose(page, main.get_by_role("combobox", name=re.compile("^" + re.escape(label))), column)
     settle(page)
     started = time.perf_counter()
     page.locator("[data-testid=stMain]").get_by_role("button", name="Apply mapping").click()
