@@ -262,4 +262,5 @@ def test_a_gzip_that_expands_too_much_or_is_broken_stays_as_uploaded(tmp_path: P
     assert broken.name.endswith("-broken.csv.gz")
     with pytest.raises(DataError) as info:
         compute_rfm([broken])
-    assert datasets.upload_message(str(info.value), broken, "broken.csv.gz").startswith("broken.csv.gz: ")
+    shown = datasets.upload_message(str(info.value), broken, "broken.csv.gz")
+    assert shown.startswith("broken.csv.gz: cannot be read: not a complete gzip file ("), shown

@@ -436,7 +436,9 @@ def _check_text(path: str) -> None:
     try:
         with opener(path, "rb") as handle:
             head = handle.read(65536)
-    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a .gz whose data is broken
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a .gz that is not gzip, cut short or damaged
+        raise DataError(f"{path}: cannot be read: not a complete gzip file ({exc})") from exc
+    except OSError as exc:
         raise DataError(f"{path}: cannot be read: {exc}") from exc
     if not head.strip():
         raise DataError(f"{path}: the file is empty")
