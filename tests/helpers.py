@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rfm.data.cleaning import CleaningReport
+
 HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
 
 
@@ -41,3 +43,12 @@ def three_group_table(seed: int, sizes: Sequence[int] = (60, 80, 100)) -> pd.Dat
     values = np.vstack([*rows, [[30, 1, -12.5]]])
     return pd.DataFrame({"customer_id": [f"c{i}" for i in range(len(values))], "recency": values[:, 0],
                          "frequency": values[:, 1], "monetary": values[:, 2]})
+
+
+def assert_same_report(got: CleaningReport, expected: CleaningReport) -> None:
+    """Every figure of two cleaning reports alike; amounts to the cent (sums of floats in another order)."""
+    for field, value in expected.as_dict().items():
+        if isinstance(value, float):
+            assert abs(got.as_dict()[field] - value) < 0.005, field
+        else:
+            assert got.as_dict()[field] == value, field

@@ -22,8 +22,12 @@ from rfm.cli import main
 from rfm.cloud.athena import AthenaConfig, AthenaError, athena_rfm_query, compute_rfm_athena, connect_athena
 from rfm.cloud.ddl import create_database_ddl, create_table_ddl
 from rfm.cloud.s3 import S3Error, ingest_to_s3
+from rfm.data.cleaning import cleaning_report
+from rfm.data.engine import connect
+from rfm.data.sources import SourceOptions, load_source
 from rfm.data.table import RfmOptions, compute_rfm
 from tests.conftest import point_aws_at_moto
+from tests.helpers import assert_same_report
 
 moto_server = pytest.importorskip("moto.server")
 
@@ -108,6 +112,10 @@ def test_upload_ddl_query_and_results_end_to_end(aws: str, demo_parquet: Path, t
     options = RfmOptions(snapshot=date(2011, 12, 10))
     expected = compute_rfm([local], options=options)
     assert expected.table.equals(compute_rfm([demo_parquet], options=options).table)
+    # The report counted in the written files is the log's own.
+    con = connect()
+    direct = cleaning_report(con, load_source(con, [demo_parquet], SourceOptions()).view)
+    assert_same_report(upload.report, direct)
 
     # A second upload to the same prefix is refused (Athena would count every line twice).
     with pytest.raises(S3Error, match="already holds"):

@@ -10,7 +10,7 @@ from rfm.data.engine import connect
 from rfm.data.sources import SourceOptions, load_source
 from rfm.data.table import RfmOptions, compute_rfm
 from rfm.errors import DataError
-from tests.helpers import line, write_log
+from tests.helpers import assert_same_report, line, write_log
 
 
 def rfm(path, **options):
@@ -314,3 +314,34 @@ def test_the_dashboard_s_dataset_error_without_purchases_names_the_rules_too(tmp
     path = write_log(tmp_path / "log.csv", [line("1", 1, "2011-01-10 09:00", 1.0, None)])
     with pytest.raises(DataError, match=r"after cleaning: of 1 lines read: 1 no customer id"):
         load_dataset(DatasetRequest(source=FileSource(paths=(str(path),))))
+
+
+def _ingested_report_against_the_log_s(tmp_path, paths):
+    """`rfm ingest`'s report (kept lines counted in the file it wrote) and the report of the same log read
+    as it is (every line de-duplicated for the report): every figure alike, revenues to the cent."""
+    from rfm.data.ingest import ingest
+
+    written = ingest(paths, tmp_path / "cleaned.parquet")
+    con = connect()
+    source = load_source(con, paths, SourceOptions())
+    assert_same_report(written, cleaning_report(con, source.view))
+    return written
+
+
+def test_the_ingest_report_counts_what_the_written_file_kept(tmp_path, log):
+    more = write_log(tmp_path / "more.csv", [
+        line("107", -3, "2011-01-31 12:00", 1.0, 3),     # the first file's stock adjustment, twice more
+        line("107", -3, "2011-01-31 12:00", 1.0, 3),
+        line("C109", 2, "2011-02-01 10:00", 3.0, 1),     # positive quantity on a cancellation: neither kind
+        line("110", 0, "2011-02-01 11:00", 3.0, 1),      # zero quantity: neither kind
+        line("101", 1, "2011-01-20 17:59", 10.0, 1),     # a line of the first file again: a duplicate
+    ])
+    r = _ingested_report_against_the_log_s(tmp_path, [log, more])
+    # duplicates: the first file's own, 107 twice more, 101 again
+    assert (r.duplicate, r.stock_adjustment, r.not_purchase_or_return) == (1 + 2 + 1, 1, 2)
+    assert pd.read_parquet(tmp_path / "cleaned.parquet").shape[0] == r.purchase_lines + r.return_lines
+
+
+def test_the_ingest_report_on_the_real_data(tmp_path, online_retail_parquet):
+    r = _ingested_report_against_the_log_s(tmp_path, [online_retail_parquet])
+    assert r.duplicate > 0 and r.return_lines > 0

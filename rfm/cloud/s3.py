@@ -13,6 +13,7 @@ is what `rfm athena ddl` declares with partition projection, so Athena needs no 
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tempfile
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypedDict, TypeVar
 
-from rfm.data.cleaning import CleaningReport, cleaning_report
+from rfm.data.cleaning import CleaningReport, cleaning_report, written_log_report
 from rfm.data.engine import quote_literal
 from rfm.data.ingest import cleaned_log_sql
 from rfm.data.query import CLEANED_COLUMNS
@@ -114,7 +115,6 @@ def write_partitioned(
 ) -> CleaningReport:
     """Write the cleaned log at `paths` into `folder` as Parquet partitioned by year and month."""
     with opened_source(paths, options, memory_limit=memory_limit) as (con, source):
-        report = cleaning_report(con, source.view)
         columns = ", ".join(CLEANED_COLUMNS)
         cleaned = cleaned_log_sql(source)
         con.execute(
@@ -125,7 +125,12 @@ def write_partitioned(
             f"PARTITION_BY ({', '.join(PARTITION_COLUMNS)}), FILENAME_PATTERN 'part-{{uuid}}', "
             f"KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}})"
         )
-    return report
+        # The report after the files: what the de-duplication kept is counted in the files just written
+        # (none when nothing was kept: then from the log).
+        written = os.path.join(os.fspath(folder), "**", "*.parquet")
+        if glob.glob(written, recursive=True):
+            return written_log_report(con, source.view, written)
+        return cleaning_report(con, source.view)
 
 
 def ingest_to_s3(

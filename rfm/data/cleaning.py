@@ -9,8 +9,8 @@ from typing import Literal, NamedTuple
 
 import duckdb
 
-from rfm.data.engine import first_row, quote_identifier
-from rfm.data.query import cleaning_report_sql
+from rfm.data.engine import first_row, quote_identifier, quote_literal
+from rfm.data.query import cleaned_kept_summary_sql, cleaning_report_sql
 
 RULES: tuple[tuple[str, str], ...] = (
     ("no_customer", "no customer id"),
@@ -149,6 +149,19 @@ def cleaning_report(con: duckdb.DuckDBPyConnection, view: str, snapshot: date | 
     for key in ("purchase_revenue", "returned_revenue"):
         values[key] = float(values[key] or 0.0)
     return CleaningReport(**values, repeated_files=repeated_files(con, view))
+
+
+def written_log_report(con: duckdb.DuckDBPyConnection, view: str, parquet: str) -> CleaningReport:
+    """The cleaning report of the log in `view` whose cleaned lines `rfm ingest` has just written to the
+    Parquet files `parquet` (a path or glob): what de-duplication kept is read from them (see
+    `cleaned_kept_summary_sql`), so the log is not de-duplicated a second time for the report."""
+    kept = "_written_kept"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS "
+                + cleaned_kept_summary_sql(f"read_parquet({quote_literal(parquet)})", quote_identifier(view)))
+    try:
+        return cleaning_report(con, view, kept=kept)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {kept}")
 
 
 def repeated_files(con: duckdb.DuckDBPyConnection, view: str) -> tuple[tuple[str, str], ...]:

@@ -301,6 +301,49 @@ FROM {summary}
 """.strip()
 
 
+def cleaned_kept_summary_sql(cleaned: str, source: str) -> str:
+    """`kept_summary_sql`'s figures for a log whose cleaned lines were just written (`rfm ingest`): the
+    purchases and returns from `cleaned` (the written file: one row per distinct kept line), the other
+    kinds from the lines of `source` that pass the row rules but are neither (a few; de-duplicated here).
+    So the log is de-duplicated once, by the writing, instead of a second time for the report."""
+    def count(condition: str) -> str:
+        return f"count(*) FILTER (WHERE {condition})"
+
+    def revenue(condition: str) -> str:
+        return f"coalesce(sum(amount) FILTER (WHERE {condition}), 0)"
+
+    others = (f"SELECT {LINE_KIND} AS kind, amount FROM (SELECT DISTINCT _line_hash, _customer_key, _invoice_key, "
+              f"invoice_date, amount, _cancellation FROM ({valid_lines_sql(source)} AND NOT {IS_PURCHASE_OR_RETURN}) "
+              "AS v) AS d")
+    return f"""
+WITH written AS (
+    SELECT
+        count(*) AS lines, {count("amount > 0")} AS purchase_lines, {count("amount < 0")} AS return_lines,
+        count(DISTINCT customer_id) FILTER (WHERE amount > 0) AS customers,
+        count(DISTINCT invoice_id) FILTER (WHERE amount > 0) AS invoices,
+        min(invoice_date) AS first_date, max(invoice_date) AS last_date,
+        {revenue("amount > 0")} AS purchase_revenue, {revenue("amount < 0")} AS returned_revenue
+    FROM {cleaned}
+),
+others AS (
+    SELECT
+        count(*) AS lines,
+        {count("kind = 'stock_adjustment'")} AS stock_adjustment,
+        {revenue("kind = 'stock_adjustment'")} AS stock_adjustment_revenue,
+        {count("kind = 'other'")} AS not_purchase_or_return,
+        {revenue("kind = 'other'")} AS not_purchase_or_return_revenue
+    FROM ({others}) AS o
+)
+SELECT
+    written.lines + others.lines AS distinct_rows,
+    others.stock_adjustment, others.stock_adjustment_revenue,
+    others.not_purchase_or_return, others.not_purchase_or_return_revenue,
+    written.purchase_lines, written.return_lines, written.customers, written.invoices,
+    written.first_date, written.last_date, written.purchase_revenue, written.returned_revenue
+FROM written CROSS JOIN others
+""".strip()
+
+
 def cleaning_report_sql(source: str, snapshot: date | None = None, *, totals: str | None = None,
                         kept: str | None = None) -> str:
     """Counts for the cleaning report: rows read and dropped per rule, kept lines, customers, revenue.
