@@ -187,6 +187,7 @@ def test_cli_writes_the_service_tables(log: Path, tmp_path: Path) -> None:
     written = pd.read_csv(__import__("io").StringIO(done.stdout))
     pd.testing.assert_frame_equal(written, expected, check_dtype=False)
     assert "wrote" in done.stderr and "4 customers" in done.stderr
+    assert done.stdout == expected.to_csv(index=False)  # byte for byte what pandas would write
 
     out = tmp_path / "trend.csv"
     done = rfm("trend", "--data", str(log), "--out", str(out))
@@ -216,6 +217,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(log: Path, args: tuple[str, ...], 
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr  # one line, no traceback
     assert done.stderr.startswith(f"rfm {args[0]}: error: ") and message in done.stderr
+
+
+def test_cli_migration_writes_its_csv_without_loading_pandas(log: Path, tmp_path: Path) -> None:
+    out = tmp_path / "moves.csv"
+    code = ("import sys\nfrom rfm.cli import main\n"
+            f"code = main(['migration', '--data', {str(log)!r}, '--from', '2011-03-01', '--to', '2011-04-01', "
+            f"'--out', {str(out)!r}])\n"
+            "print('pandas' in sys.modules)\nsys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert list(pd.read_csv(out).columns) == list(timeline.MIGRATION_COLUMNS)
 
 
 def test_cli_log_shorter_than_a_period(tmp_path: Path) -> None:

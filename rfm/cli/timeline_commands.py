@@ -128,10 +128,14 @@ def _write(frame: pd.DataFrame, out: str) -> str:
 
 
 def cmd_migration(args: argparse.Namespace) -> int:
+    from rfm.service.datasets import write_rows_csv
+    from rfm.service.timeline import MIGRATION_COLUMNS
+
     with _opened_log(args) as (log, segments):
         result = log.migration(args.start, args.end, segments)
-    where = _write(result.table, args.out)
-    print(f"wrote {len(result.table):,} moves of {result.customers:,} customers ({segments.describe()}, "
+    write_rows_csv(MIGRATION_COLUMNS, result.rows, args.out)  # no pandas: the rows as they are
+    where = "" if args.out == "-" else f" to {args.out}"
+    print(f"wrote {len(result.rows):,} moves of {result.customers:,} customers ({segments.describe()}, "
           f"{args.start} -> {args.end}){where}", file=sys.stderr)
     return 0
 

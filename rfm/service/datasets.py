@@ -14,11 +14,11 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from rfm.data import columns as C
 from rfm.data.cleaning import CleaningReport, cleaning_report
@@ -360,6 +360,31 @@ def rfm_statement(request: DatasetRequest) -> tuple[str, tuple[str, ...]]:
     sql = rfm_sql(quote_identifier(loaded.view), cleaned=loaded.cleaned, snapshot=request.snapshot,
                   returns=request.returns)
     return sql, ()
+
+
+def write_rows_csv(columns: Sequence[str], rows: Iterable[Sequence[object]], out: str) -> None:
+    """Rows as CSV in a file, or on standard output for `-`, written as `write_csv` writes a DataFrame
+    of them (None as an empty field, NaN too), for answers that need no pandas."""
+    import csv
+    import math
+    import sys
+
+    def field(value: object) -> object:
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    def emit(stream: TextIO) -> None:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([field(v) for v in row] for row in rows)
+
+    if out == "-":
+        emit(sys.stdout)
+        return
+    try:
+        with open(out, "w", newline="", encoding="utf-8") as stream:
+            emit(stream)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from exc
 
 
 def write_csv(frame: pd.DataFrame, out: str) -> None:
