@@ -131,6 +131,22 @@ def test_fast_predict_equals_the_pipeline(retail: RfmResult, retail_k4) -> None:
 
 
 @pytest.mark.realdata
+def test_one_row_at_a_time_scores_as_the_batch(retail: RfmResult, retail_k4) -> None:
+    """The server's one-customer path (plain floats) gives the batch's ids for every real customer, and
+    on points midway between two centres (where rounding could pick either) defers to the batch path."""
+    values = retail.table[list(FEATURES)].to_numpy(dtype=float)
+    batch = retail_k4.predict(values)
+    one_by_one = np.array([retail_k4.predict(values[i:i + 1])[0] for i in range(len(values))])
+    assert (one_by_one == batch).all()
+    p = retail_k4.predictor
+    for a in range(p.k):
+        for b in range(a + 1, p.k):
+            midway = np.expm1((p.centers[a] + p.centers[b]) / 2 * p.scale + p.mean)
+            if (midway >= 0).all():
+                assert p.nearest_one(*midway.tolist()) == p.nearest(midway.reshape(1, -1))[0]
+
+
+@pytest.mark.realdata
 def test_training_is_deterministic_and_reports_exclusions(retail: RfmResult, retail_k4) -> None:
     again = train_model(retail.table, 4, rfm_result=retail)
     assert np.array_equal(again.pipeline.named_steps["kmeans"].cluster_centers_,

@@ -13,6 +13,7 @@ scikit-learn. This module does not either.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -198,6 +199,12 @@ class SegmentModel:
         Accepts a numpy (n, 3) array or a single row (3,) in that column order (the fast path), or a
         DataFrame with those columns. Rows with monetary <= 0 get NOT_SEGMENTED (-1).
         """
+        if isinstance(X, np.ndarray) and X.shape == (1, 3) and X.dtype == np.float64:
+            one = _one_row(X)
+            if one is not None:  # a valid single row (anything else: the checks below say what is wrong)
+                recency, frequency, monetary = one
+                cluster = self._predictor.nearest_one(recency, frequency, monetary) if monetary > 0 else NOT_SEGMENTED
+                return np.array([cluster], dtype="int64")
         values = _as_matrix(X)
         ids = np.full(len(values), NOT_SEGMENTED, dtype="int64")
         positive = values[:, 2] > 0
@@ -231,6 +238,16 @@ class SegmentModel:
     def __repr__(self) -> str:
         names = ", ".join(c.name for c in self._clusters)
         return f"SegmentModel(version={self.version!r}, k={self.k}, clusters=[{names}])"
+
+
+def _one_row(X: np.ndarray) -> tuple[float, float, float] | None:
+    """The one (1, 3) row as Python floats when `_as_matrix` would accept it as it is, else None."""
+    recency, frequency, monetary = X[0].tolist()
+    if not (math.isfinite(recency) and math.isfinite(frequency) and math.isfinite(monetary)):
+        return None
+    if recency < 0 or frequency < 0:
+        return None
+    return recency, frequency, monetary
 
 
 def _as_matrix(X: npt.ArrayLike | pd.DataFrame) -> np.ndarray:
