@@ -193,3 +193,17 @@ def test_cmd_dashboard_passes_the_settings_file_and_loopback(monkeypatch: pytest
                         "--secrets.files", str(tmp_path / "mine.toml"), "--server.maxUploadSize", "200",
                         "--server.address", "127.0.0.1"]
     assert os.environ["RFM_AUDIT_LOG"] == str(tmp_path / ".data" / "audit.jsonl")
+
+
+def test_the_warm_up_imports_what_pages_import_on_their_first_visit() -> None:
+    """In a fresh interpreter (a test process may have imported them already): scikit-learn for the Model
+    page, and pandas' Styler (its Jinja templates compiled) for the first page with a table."""
+    code = ("import sys\nfrom rfm.dashboard import state\n"
+            "wanted = ('sklearn.cluster', 'pandas.io.formats.style')\n"
+            "before = [m for m in wanted if m in sys.modules]\n"
+            "state._import_page_libraries()\n"
+            "print(before, [m for m in wanted if m in sys.modules])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[] ['sklearn.cluster', 'pandas.io.formats.style']"

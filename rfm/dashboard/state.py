@@ -256,7 +256,7 @@ def warm_caches() -> None:
 
     The Model page's first visit is warmed too: scikit-learn's import (about 1.7 s, on a thread while
     DuckDB reads the log, which releases the interpreter lock) and the k sweep of the default data."""
-    importer = threading.Thread(target=models.import_estimators, name="rfm-warm-sklearn", daemon=True)
+    importer = threading.Thread(target=_import_page_libraries, name="rfm-warm-imports", daemon=True)
     importer.start()
     config = load_settings()
     request = default_request(config)
@@ -275,6 +275,13 @@ def warm_caches() -> None:
     # The first element any run creates makes Streamlit check, once per process, whether it runs in a
     # REPL (a full inspect.stack(), ~0.15 s): outside a session this element goes nowhere.
     st.empty()
+
+
+def _import_page_libraries() -> None:
+    """What pages import on their first visit: scikit-learn (the Model page) and pandas' Styler, whose
+    class compiles its Jinja templates on import (~0.2 s of the first page with a table, Segments)."""
+    models.import_estimators()
+    import pandas.io.formats.style  # noqa: F401
 
 
 def overview_charts(ctx: Context) -> dict[str, dict[str, object]]:
