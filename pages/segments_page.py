@@ -37,13 +37,14 @@ if view.empty:
     st.stop()
 st.caption(f"{fmt.count(len(view))} of {fmt.count(len(assigned))} customers shown.")
 
-specs = app_state.segments_charts(ctx, view, (tuple(chosen), tuple(picked_countries)), axis)
+filter_key = (tuple(chosen), tuple(picked_countries))
+specs = app_state.segments_charts(ctx, view, filter_key, axis)
 left, right = st.columns(2)
 left.vega_lite_chart(spec=specs["heatmap"], key="seg_heatmap")
 right.vega_lite_chart(spec=specs["grid"], key="seg_grid")
 
 st.subheader("Segment profiles")
-profiles = segmentation.segment_summary(view, ctx.model)
+profiles = app_state.segment_profiles(ctx, view, filter_key)
 defaults = segmentation.default_names(ctx.model)
 entries = [segmentation.playbook_entry(s, ctx.playbook, defaults.get(s)) for s in profiles["segment"]]
 profiles.insert(1, "description", [e.description for e in entries])

@@ -72,6 +72,11 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     assert ctx.segmentation is not None
     specs = app_state.segments_charts(ctx, ctx.segmentation.assigned)
     assert calls == [] and sorted(specs) == ["grid", "heatmap", "scatter"]
+    from rfm.service import segmentation
+
+    monkeypatch.setattr(segmentation, "segment_summary", lambda *a, **k: calls.append("segment_summary"))
+    profiles = app_state.segment_profiles(ctx, ctx.segmentation.assigned)  # its profile table
+    assert calls == [] and set(profiles["segment"]) == set(ctx.segmentation.assigned["segment"])
     monkeypatch.setattr(charts, "sweep_panel", lambda *a, **k: calls.append("sweep_panel"))
     panels = app_state.sweep_charts(ctx, result, result.recommended_k)  # the Model page as it opens
     assert calls == [] and list(panels) == [column for column, _, _ in charts.SWEEP_PANELS]

@@ -115,6 +115,20 @@ def chart_spec(name: str, key: CacheKey, _build: Callable[[], alt.TopLevelMixin]
     return vega_lite_spec(_build())
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _segment_summary(key: CacheKey, _view: pd.DataFrame, _model: SegmentModel) -> pd.DataFrame:
+    from rfm.service.segmentation import segment_summary
+
+    return segment_summary(_view, _model)
+
+
+def segment_profiles(ctx: Context, view: pd.DataFrame, filters: CacheKey = ((), ())) -> pd.DataFrame:
+    """`segmentation.segment_summary` of `view` (the customers the Segments page's `filters` leave), once
+    per data, model and filters: a group-by over every customer (~0.09 s a run at 68,000 customers)."""
+    assert ctx.model is not None
+    return _segment_summary((ctx.data_key, ctx.model_key, *filters), view, ctx.model)
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def figure(name: str, key: CacheKey, _build: Callable[[], go.Figure]) -> go.Figure:
     """A plotly figure built once per (name, key), like `chart_spec`. Shared, not copied: a plotly
@@ -268,6 +282,7 @@ def warm_caches() -> None:
     overview_charts(ctx)
     if ctx.segmentation is not None:  # the Segments page without filters
         segments_charts(ctx, ctx.segmentation.assigned)
+        segment_profiles(ctx, ctx.segmentation.assigned)
     importer.join()
     with contextlib.suppress(RfmError):  # too few customers for a sweep: the Model page says so itself
         result = sweep_for(data_key, dataset)
