@@ -490,15 +490,6 @@ def explained_share(labels: Any, values: Any) -> float:
     return 1.0 - within / total
 
 
-def _named_pairs(frame: pd.DataFrame, segments: Segments) -> pd.DataFrame:
-    frame = frame.copy()
-    frame["from_segment"] = [segments.name(k) for k in frame["from_key"].astype(object)]
-    frame["to_segment"] = [segments.name(k) for k in frame["to_key"].astype(object)]
-    frame["customers"] = frame["customers"].astype("int64")
-    frame["revenue"] = frame["revenue"].astype("float64")
-    return frame
-
-
 def _missing(value: Any) -> bool:
     """None, NaN, or pandas' missing values (pandas is imported only for values of its own types)."""
     if value is None:
