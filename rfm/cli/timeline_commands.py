@@ -124,6 +124,11 @@ def _write(frame: pd.DataFrame, out: str) -> str:
     from rfm.service.datasets import write_csv
 
     write_csv(frame, out)
+    return _where(out)
+
+
+def _where(out: str) -> str:
+    """The summary line's " to OUT", or "" for standard output."""
     return "" if out == "-" else f" to {out}"
 
 
@@ -134,7 +139,7 @@ def cmd_migration(args: argparse.Namespace) -> int:
     with _opened_log(args) as (log, segments):
         result = log.migration(args.start, args.end, segments)
     write_rows_csv(MIGRATION_COLUMNS, result.rows, args.out)  # no pandas: the rows as they are
-    where = "" if args.out == "-" else f" to {args.out}"
+    where = _where(args.out)
     print(f"wrote {len(result.rows):,} moves of {result.customers:,} customers ({segments.describe()}, "
           f"{args.start} -> {args.end}){where}", file=sys.stderr)
     return 0

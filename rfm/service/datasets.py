@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -363,11 +363,10 @@ def rfm_statement(request: DatasetRequest) -> tuple[str, tuple[str, ...]]:
 
 
 def write_rows_csv(columns: Sequence[str], rows: Iterable[Sequence[object]], out: str) -> None:
-    """Rows as CSV in a file, or on standard output for `-`, written as `write_csv` writes a DataFrame
-    of them (None as an empty field, NaN too), for answers that need no pandas."""
+    """Rows as CSV, written as `write_csv` writes a DataFrame of them (None as an empty field, NaN too),
+    for answers that need no pandas."""
     import csv
     import math
-    import sys
 
     def field(value: object) -> object:
         return "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
@@ -377,25 +376,25 @@ def write_rows_csv(columns: Sequence[str], rows: Iterable[Sequence[object]], out
         writer.writerow(columns)
         writer.writerows([field(v) for v in row] for row in rows)
 
+    _write_text(out, emit)
+
+
+def write_csv(frame: pd.DataFrame, out: str) -> None:
+    """A table as CSV in a file, or on standard output for `-`."""
+    _write_text(out, lambda stream: frame.to_csv(stream, index=False))
+
+
+def _write_text(out: str, emit: Callable[[TextIO], object]) -> None:
+    """`emit` writes into the file `out` (UTF-8, newlines as written), or standard output for `-`; a file
+    that cannot be written is a one-line DataError."""
+    import sys
+
     if out == "-":
         emit(sys.stdout)
         return
     try:
         with open(out, "w", newline="", encoding="utf-8") as stream:
             emit(stream)
-    except OSError as exc:
-        raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from exc
-
-
-def write_csv(frame: pd.DataFrame, out: str) -> None:
-    """A table as CSV in a file, or on standard output for `-`."""
-    import sys
-
-    if out == "-":
-        frame.to_csv(sys.stdout, index=False)
-        return
-    try:
-        frame.to_csv(out, index=False)
     except OSError as exc:
         raise DataError(f"{out}: cannot write: {exc.strerror or exc}") from exc
 
