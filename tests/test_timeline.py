@@ -99,6 +99,59 @@ def test_validation_repeat_rate_and_revenue(opened) -> None:  # type: ignore[no-
         opened.validate(date(2011, 1, 10), 10, timeline.Segments())
 
 
+@pytest.mark.parametrize("returns", ["net", "exclude"])
+def test_one_shot_jobs_deduplicate_only_their_window_and_answer_the_same(log: Path, returns: str) -> None:
+    """`migration_of` and `validation_of` (the CLI's jobs) open the log with a revenue window: the same
+    tables as a Timeline that de-duplicated every line (C's duplicate lies inside the window)."""
+    source = FileSource((str(log),))
+    grid = timeline.Segments()
+    with timeline.opened(source, returns) as full:
+        expected_moves = full.migration(date(2011, 3, 1), date(2011, 4, 1), grid)
+        expected_check = full.validate(date(2011, 2, 1), 40, grid)
+    moves = timeline.migration_of(source, date(2011, 3, 1), date(2011, 4, 1), grid, returns)
+    assert moves.rows == expected_moves.rows
+    assert sum(row[3] for row in moves.rows) == 60.0 + 15.0 + 50.0  # C's duplicated 15 once
+    check = timeline.validation_of(source, date(2011, 2, 1), 40, grid, returns)
+    pd.testing.assert_frame_equal(check.table, expected_check.table)
+    assert check.table["revenue"].sum() == (60.0 - 8.0 if returns == "net" else 60.0)  # A's A2, B's return
+
+
+def test_windowed_daily_relation_keeps_purchases_everywhere_and_revenue_in_the_window(log: Path) -> None:
+    from rfm.data.sources import opened_source
+
+    with opened_source([str(log)]) as (con, loaded):
+        view = f'"{loaded.view}"'
+        window = (date(2011, 3, 1), date(2011, 4, 1))
+        full = con.execute(f"SELECT * FROM ({sql.invoice_days_sql(view)}) ORDER BY ALL").fetchall()
+        windowed = con.execute(
+            f"SELECT * FROM ({sql.invoice_days_sql(view, revenue_window=window)}) ORDER BY ALL").fetchall()
+    assert [row[:4] for row in windowed] == [row[:4] for row in full]  # every invoice-day and purchase flag
+    for (*_, day, _purchase, revenue), (*_, _, _, expected) in zip(windowed, full, strict=True):
+        assert revenue == (expected if window[0] <= day < window[1] else 0.0)
+    assert 15.0 in [row[4] for row in windowed]  # C's duplicated line once
+
+
+def test_a_windowed_timeline_refuses_questions_that_read_other_revenue(log: Path, demo_parquet: Path) -> None:
+    window = (date(2011, 3, 1), date(2011, 4, 1))
+    grid = timeline.Segments()
+    with timeline.opened(FileSource((str(log),)), revenue_window=window) as t:
+        assert t.migration(*window, grid).customers == 4
+        refused = [
+            lambda: t.migration(date(2011, 2, 1), date(2011, 4, 1), grid),
+            lambda: t.trend(grid),
+            lambda: t.customers_at(date(2011, 3, 1), date(2011, 4, 1), grid),
+            lambda: t.move_customers(*window, grid, timeline.NOT_YET, "new customers"),
+            lambda: t.validate(date(2011, 3, 1), 10, grid),
+        ]
+        for question in refused:
+            with pytest.raises(RuntimeError, match="knows revenue in"):
+                question()
+    model = train_model(compute_rfm([demo_parquet]).table, 3)
+    with timeline.opened(FileSource((str(log),)), revenue_window=window) as t, \
+            pytest.raises(RuntimeError, match="under the R x F grid"):
+        t.migration(*window, timeline.segments_for("model", model))
+
+
 def test_trend_snapshots_are_period_ends_inside_the_log(opened) -> None:  # type: ignore[no-untyped-def]
     result = opened.trend(timeline.Segments(), "month")
     assert result.snapshots == (date(2011, 2, 1), date(2011, 3, 1), date(2011, 4, 1))

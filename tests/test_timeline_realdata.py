@@ -158,8 +158,11 @@ RETURNS = ["net", "exclude"]
 
 @pytest.mark.parametrize("returns", RETURNS)
 @pytest.mark.parametrize("by", BY)
-def test_migration_equals_pandas(opened, lines, model, by: str, returns: str) -> None:
+def test_migration_equals_pandas(opened, lines, model, online_retail_parquet, by: str, returns: str) -> None:
     result = opened[returns].migration(START, END, segments(by, model))
+    # `rfm migration`'s one-shot job (the grid's: lines de-duplicated inside the window only) answers the same
+    once = timeline.migration_of(FileSource((str(online_retail_parquet),)), START, END, segments(by, model), returns)
+    assert once.rows == result.rows
     ours = result.table.set_index(["from_segment", "to_segment"]).sort_index()
     expected = pandas_migration(lines, returns, model if by == "model" else None).sort_index()
     assert list(ours.index) == list(expected.index)
@@ -189,8 +192,11 @@ def test_trend_equals_pandas(opened, lines, model, by: str) -> None:
 
 @pytest.mark.parametrize("returns", RETURNS)
 @pytest.mark.parametrize("by", BY)
-def test_validation_equals_pandas(opened, lines, model, by: str, returns: str) -> None:
+def test_validation_equals_pandas(opened, lines, model, online_retail_parquet, by: str, returns: str) -> None:
     result = opened[returns].validate(SNAPSHOT, HORIZON, segments(by, model))
+    once = timeline.validation_of(FileSource((str(online_retail_parquet),)), SNAPSHOT, HORIZON, segments(by, model),
+                                  returns)
+    pd.testing.assert_frame_equal(once.table, result.table)
     ours = result.table.set_index("segment").sort_index()
     expected = pandas_validation(lines, returns, model if by == "model" else None).sort_index()
     assert list(ours.index) == list(expected.index)

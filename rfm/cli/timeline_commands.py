@@ -133,11 +133,14 @@ def _where(out: str) -> str:
 
 
 def cmd_migration(args: argparse.Namespace) -> int:
+    from rfm.service import timeline
     from rfm.service.datasets import write_rows_csv
     from rfm.service.timeline import MIGRATION_COLUMNS
 
-    with _opened_log(args) as (log, segments):
-        result = log.migration(args.start, args.end, segments)
+    settings = settings_from_args(args)
+    segments = _segments(args, settings)
+    result = timeline.migration_of(dataset_request(args, settings).source, args.start, args.end, segments,
+                                   args.returns, memory_limit=settings.duckdb_memory_limit)
     write_rows_csv(MIGRATION_COLUMNS, result.rows, args.out)  # no pandas: the rows as they are
     where = _where(args.out)
     print(f"wrote {len(result.rows):,} moves of {result.customers:,} customers ({segments.describe()}, "
@@ -166,8 +169,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         k_range = (args.k_min, args.k_max)
     elif args.k_out:
         raise DataError("--k-out needs --k-min and --k-max")
-    with _opened_log(args) as (log, segments):
-        result = log.validate(args.snapshot, args.horizon_days, segments, k_range=k_range)
+    settings = settings_from_args(args)
+    segments = _segments(args, settings)
+    result = timeline.validation_of(dataset_request(args, settings).source, args.snapshot, args.horizon_days,
+                                    segments, args.returns, k_range=k_range,
+                                    memory_limit=settings.duckdb_memory_limit)
     where = _write(result.table[list(timeline.VALIDATION_COLUMNS)], args.out)
     print(f"wrote {len(result.table)} segments ({segments.describe()}, snapshot {result.snapshot}, next "
           f"{result.horizon_days} days to {result.end}){where}", file=sys.stderr)

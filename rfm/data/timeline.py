@@ -24,7 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from rfm.data.query import RETURNS_POLICIES, ReturnsPolicy, cleaned_lines_sql
+from rfm.data.query import (
+    IS_PURCHASE_OR_RETURN,
+    RETURNS_POLICIES,
+    ReturnsPolicy,
+    cleaned_lines_sql,
+    valid_lines_sql,
+)
 from rfm.segments import SEGMENTS, segment_case_sql
 
 DAILY_COLUMNS: tuple[str, ...] = ("customer_id", "day", "new_invoices", "purchase", "revenue")
@@ -76,21 +82,31 @@ def _float(value: float) -> str:
 
 
 def invoice_days_sql(source: str, *, cleaned: bool = False,
-                     returns: ReturnsPolicy | str = ReturnsPolicy.NET) -> str:
+                     returns: ReturnsPolicy | str = ReturnsPolicy.NET,
+                     revenue_window: tuple[date, date] | None = None) -> str:
     """One row per (customer, invoice, day) of the cleaned log: whether it holds a purchase line and its
     revenue under the returns policy (net: every line; exclude: purchases only), as monetary counts it.
 
     The one pass over the lines; `daily_sql` reads its result. Customers keep the source's key (an
     integer where the ids are, see `cleaned_lines_sql`): the per-day table, its window and every join
-    run on it, and ids become text only on the statements' output rows."""
+    run on it, and ids become text only on the statements' output rows.
+
+    `revenue_window` [start, end) is for a question that reads revenue only there (a migration or a
+    validation under the R x F grid, whose segments rest on recency and frequency alone): exact duplicate
+    lines change revenue and nothing else, so a raw log's lines are de-duplicated inside the window only
+    and revenue is 0 outside it. On 10 million lines that is a third of the time. Monetary is then
+    unknown: rfm.service.timeline refuses every other question on such a relation."""
     if returns not in RETURNS_POLICIES:
         raise ValueError(f"returns policy must be one of {RETURNS_POLICIES}, got {returns!r}")
+    net = ReturnsPolicy(returns) == "net"
+    if revenue_window is not None and not cleaned:
+        return _windowed_invoice_days_sql(source, revenue_window, net=net)
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned
         else cleaned_lines_sql(source, keys=True)
     )
-    revenue = "sum(amount)" if ReturnsPolicy(returns) == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
+    revenue = "sum(amount)" if net else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
     return f"""
 SELECT
     customer_id,
@@ -100,6 +116,38 @@ SELECT
     {revenue} AS revenue
 FROM ({lines}) AS lines
 GROUP BY customer_id, invoice_id, CAST(invoice_date AS DATE)
+""".strip()
+
+
+def _windowed_invoice_days_sql(source: str, window: tuple[date, date], *, net: bool) -> str:
+    """`invoice_days_sql` with revenue inside [start, end) only. One aggregation does both jobs: a line
+    inside the window is grouped by its de-duplication key (`cleaned_lines_sql`'s: line hash, customer,
+    invoice, day, amount), a line outside by its invoice-day alone (its line hash and amount are NULL
+    there), so the hash table holds the window's distinct lines and one row per other invoice-day."""
+    start, end = window
+    if not start < end:
+        raise ValueError(f"a revenue window needs start < end, got {start} and {end}")
+    inside = f"CAST(invoice_date AS DATE) >= {_date(start)} AND CAST(invoice_date AS DATE) < {_date(end)}"
+    revenue = "sum(window_amount)" if net else "sum(CASE WHEN window_amount > 0 THEN window_amount ELSE 0 END)"
+    return f"""
+SELECT
+    customer_id,
+    invoice_id,
+    day,
+    max(purchase) AS purchase,
+    coalesce({revenue}, 0.0) AS revenue
+FROM (
+    SELECT
+        _customer_key AS customer_id,
+        _invoice_key AS invoice_id,
+        CAST(invoice_date AS DATE) AS day,
+        CASE WHEN {inside} THEN _line_hash END AS line_hash,
+        CASE WHEN {inside} THEN amount END AS window_amount,
+        max(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS purchase
+    FROM ({valid_lines_sql(source)} AND {IS_PURCHASE_OR_RETURN}) AS kept
+    GROUP BY 1, 2, 3, 4, 5
+) AS lines
+GROUP BY customer_id, invoice_id, day
 """.strip()
 
 

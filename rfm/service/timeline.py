@@ -189,13 +189,19 @@ class Timeline:
     Use as a context manager (`opened`): files are cleaned and aggregated once into a temporary
     table on entry, and the connection is closed on exit. Athena runs each statement over its table.
     Statements run one at a time (a lock), so one open Timeline may serve several threads (the
-    dashboard keeps one per log and returns policy)."""
+    dashboard keeps one per log and returns policy).
+
+    `revenue_window` (start, end) opens the log for one grid question whose revenue lies in [start, end)
+    (`migration_of`, `validation_of`: the CLI's one-shot jobs): a raw log's lines are then de-duplicated
+    in that window only (see `rfm.data.timeline.invoice_days_sql`), and any question that would read
+    revenue elsewhere (monetary, a model's segments, a trend, a campaign list) is refused."""
 
     def __init__(self, source: Source, returns: ReturnsPolicy | str = ReturnsPolicy.NET, *,
-                 memory_limit: str | None = None) -> None:
+                 memory_limit: str | None = None, revenue_window: tuple[date, date] | None = None) -> None:
         self.source = source
         self.returns = ReturnsPolicy(returns)
         self.memory_limit = memory_limit
+        self.revenue_window = revenue_window
         self._con: duckdb.DuckDBPyConnection | None = None
         self._daily = ""
         self._range: tuple[date, date] | None = None
@@ -229,7 +235,8 @@ class Timeline:
         view = quote_identifier(loaded.view)
         # Two steps: one pass over the lines, then the (small) per-day table every statement reads.
         con.execute("CREATE TEMP TABLE timeline_invoice_days AS "
-                    + sql.invoice_days_sql(view, cleaned=loaded.cleaned, returns=self.returns))
+                    + sql.invoice_days_sql(view, cleaned=loaded.cleaned, returns=self.returns,
+                                           revenue_window=self.revenue_window))
         con.execute("CREATE TEMP TABLE timeline_daily AS " + sql.daily_sql("timeline_invoice_days"))
         self._con, self._daily = con, "timeline_daily"
 
@@ -296,6 +303,7 @@ class Timeline:
     def migration(self, start: date, end: date, segments: Segments) -> Migration:
         """Who moved from which segment at `start` to which at `end`, and the revenue they brought between."""
         self._check_pair(start, end)
+        self._check_revenue_read(segments, start, end)
         found = self.records(sql.migration_sql(self.daily, start, end, segments.spec()))
         rows = [(segments.name(r["from_key"]), segments.name(r["to_key"]), int(r["customers"]), _cents(r["revenue"]))
                 for r in found]
@@ -307,6 +315,7 @@ class Timeline:
                        to_segment: str) -> pd.DataFrame:
         """The customers of one move, most revenue in the window first: a campaign list (MOVE_COLUMNS)."""
         self._check_pair(start, end)
+        self._check_revenue_read(None, start, end)  # the list shows monetary
         if to_segment == NOT_YET:
             raise DataError(f"{NOT_YET!r} is only a starting point of a move")
         to_key = segments.key(to_segment)
@@ -326,6 +335,7 @@ class Timeline:
         """Segment sizes, revenue in the period and summed monetary at each period end inside the log,
         every snapshot in one statement (one pass over the per-day table)."""
         first, last = self.date_range()
+        self._check_revenue_read(None, first, last)  # monetary and every period's revenue
         ends = period_ends(first, last, every)
         if not ends:
             raise DataError(f"{self.source.describe()}: the log ({first} to {last}) holds no whole {every} "
@@ -363,6 +373,7 @@ class Timeline:
             raise DataError(f"the horizon {snapshot} + {horizon_days} days runs past the data, which ends on "
                             f"{last}: {hint}")
         self._check_snapshot(snapshot, first)
+        self._check_revenue_read(segments if k_range is None else None, snapshot, end)
         frame = self.query(sql.validation_sql(self.daily, snapshot, end, segments.spec()))
         import pandas as pd
 
@@ -388,6 +399,7 @@ class Timeline:
     def customers_at(self, snapshot: date, end: date, segments: Segments) -> pd.DataFrame:
         """One row per customer at `snapshot`: RFM, scores, segment, and whether they bought (`bought`)
         and what they brought (`window_revenue`) in [snapshot, end)."""
+        self._check_revenue_read(None, snapshot, end)  # the rows hold monetary
         window = sql.SnapshotWindow(snapshot, snapshot, end)
         frame = self.query(sql.customers_sql(self.daily, (window,), segments.spec()))
         frame["customer_id"] = frame["customer_id"].astype(str)
@@ -436,13 +448,45 @@ class Timeline:
         if snapshot <= first:
             raise DataError(f"no customer has a purchase before {snapshot}: the data starts on {first}")
 
+    def _check_revenue_read(self, segments: Segments | None, start: date, end: date) -> None:
+        """Opened with a revenue window, only the grid's question about exactly that window is answered
+        (`segments` None: the question reads monetary or revenue elsewhere). A programming error, not
+        the user's: the service functions open the window they ask about."""
+        if self.revenue_window is None:
+            return
+        if segments is None or segments.model is not None or (start, end) != self.revenue_window:
+            raise RuntimeError(f"this Timeline knows revenue in {self.revenue_window} only, under the R x F grid; "
+                               f"open it without a revenue window for this question")
+
 
 @contextlib.contextmanager
 def opened(source: Source, returns: ReturnsPolicy | str = ReturnsPolicy.NET, *,
-           memory_limit: str | None = None) -> Iterator[Timeline]:
+           memory_limit: str | None = None, revenue_window: tuple[date, date] | None = None) -> Iterator[Timeline]:
     """A `Timeline` over `source` (files: read and aggregated once, closed on exit)."""
-    with Timeline(source, returns, memory_limit=memory_limit) as timeline:
+    with Timeline(source, returns, memory_limit=memory_limit, revenue_window=revenue_window) as timeline:
         yield timeline
+
+
+def migration_of(source: Source, start: date, end: date, segments: Segments,
+                 returns: ReturnsPolicy | str = ReturnsPolicy.NET, *, memory_limit: str | None = None) -> Migration:
+    """One migration, the log opened for it alone (`rfm migration`). Under the R x F grid the segments
+    rest on recency and frequency, so only the revenue of [start, end) is needed: the log is opened with
+    that revenue window and a raw log's de-duplication covers those lines only."""
+    window = (start, end) if segments.model is None and start < end else None
+    with opened(source, returns, memory_limit=memory_limit, revenue_window=window) as log:
+        return log.migration(start, end, segments)
+
+
+def validation_of(source: Source, snapshot: date, horizon_days: int, segments: Segments,
+                  returns: ReturnsPolicy | str = ReturnsPolicy.NET, *, k_range: tuple[int, int] | None = None,
+                  seed: int = 42, memory_limit: str | None = None) -> Validation:
+    """One validation, the log opened for it alone (`rfm validate`); as `migration_of`, the grid's
+    question de-duplicates only the horizon's lines (a k range trains models on monetary: the whole log)."""
+    window = None
+    if segments.model is None and k_range is None and horizon_days >= 1:
+        window = (snapshot, snapshot + timedelta(days=horizon_days))
+    with opened(source, returns, memory_limit=memory_limit, revenue_window=window) as log:
+        return log.validate(snapshot, horizon_days, segments, k_range=k_range, seed=seed)
 
 
 # --- helpers -------------------------------------------------------------------------------------
