@@ -41,7 +41,7 @@ def plan() -> dict[str, list[str]]:
         "serve": [str(BENCH / "serve.py")],
         "rfm_table": [str(BENCH / "rfm_table.py"), demo, "--repeat", "2"],
         "peer": [str(BENCH / "peer.py"), demo],
-        "sweep": [str(BENCH / "sweep.py"), demo, *([str(REAL)] if REAL.exists() else [])],
+        "sweep": [str(BENCH / "sweep.py"), demo, *([str(REAL)] if REAL.exists() else []), "--repeat", "2"],
         "timeline": [str(BENCH / "timeline.py"), demo, "--raw", "--repeat", "2"],
         "scale": [str(BENCH / "scale.py"), "10000000", "100000000", "--ingested"],
     }
