@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         "money figure of the dashboard", min_length=1, max_length=8)
     duckdb_memory_limit: str | None = _setting(
         None, "DuckDB's memory limit, e.g. 4GB (DuckDB spills to disk beyond it). Without one, a 2-core machine "
-        "runs DuckDB with 3 threads (its hash tables are partitioned from 3 threads on: raw logs 10-25% faster); "
-        "with one, with 2 (more memory per thread, less spilling)",
+        "runs DuckDB's aggregations with 3 threads (its hash tables are partitioned from 3 threads on: raw logs "
+        "10-25% faster); with one, with 2 (more memory per thread, less spilling)",
         shown_default="DuckDB's default (80% of RAM)")
 
     # --- security: who may do what, what may be read, which models may be loaded -----------------

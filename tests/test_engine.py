@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rfm.data.engine import connect, quote_identifier, threads_for
+from rfm.data.engine import connect, own_threads, quote_identifier, threads_for
 from rfm.data.query import rfm_sql
 from rfm.data.sources import opened_source
 
@@ -34,6 +34,9 @@ def test_connections_run_the_chosen_threads() -> None:
     assert _threads(connect()) == (threads_for(detected, None) or detected)
     assert _threads(connect("2GB")) == detected
     assert _threads(connect(threads=1)) == 1
+    con = connect()
+    own_threads(con)  # `rfm ingest`'s sorted copy runs DuckDB's own thread count
+    assert _threads(con) == detected
 
 
 def test_the_rfm_table_does_not_depend_on_the_threads(demo_parquet: Path) -> None:

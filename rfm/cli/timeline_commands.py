@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rfm.config import Settings
+    from rfm.service.datasets import Source
     from rfm.service.timeline import Segments, Timeline, Validation
 
 
@@ -107,15 +108,19 @@ def _segments(args: argparse.Namespace, settings: Settings) -> Segments:
     return timeline.segments_for("rfm", None)
 
 
+def _log_of(args: argparse.Namespace) -> tuple[Source, Segments, str | None]:
+    """The log the flags name, the segments `--by` asks for, and DuckDB's memory limit."""
+    settings = settings_from_args(args)
+    return dataset_request(args, settings).source, _segments(args, settings), settings.duckdb_memory_limit
+
+
 @contextmanager
 def _opened_log(args: argparse.Namespace) -> Iterator[tuple[Timeline, Segments]]:
     """The log the flags name, opened for the timeline jobs, and the segments `--by` asks for."""
     from rfm.service import timeline
 
-    settings = settings_from_args(args)
-    request = dataset_request(args, settings)
-    segments = _segments(args, settings)
-    with timeline.opened(request.source, args.returns, memory_limit=settings.duckdb_memory_limit) as log:
+    source, segments, memory_limit = _log_of(args)
+    with timeline.opened(source, args.returns, memory_limit=memory_limit) as log:
         yield log, segments
 
 
@@ -137,10 +142,8 @@ def cmd_migration(args: argparse.Namespace) -> int:
     from rfm.service.datasets import write_rows_csv
     from rfm.service.timeline import MIGRATION_COLUMNS
 
-    settings = settings_from_args(args)
-    segments = _segments(args, settings)
-    result = timeline.migration_of(dataset_request(args, settings).source, args.start, args.end, segments,
-                                   args.returns, memory_limit=settings.duckdb_memory_limit)
+    source, segments, memory_limit = _log_of(args)  # one-shot: the grid de-duplicates only the window's lines
+    result = timeline.migration_of(source, args.start, args.end, segments, args.returns, memory_limit=memory_limit)
     write_rows_csv(MIGRATION_COLUMNS, result.rows, args.out)  # no pandas: the rows as they are
     where = _where(args.out)
     print(f"wrote {len(result.rows):,} moves of {result.customers:,} customers ({segments.describe()}, "
@@ -169,11 +172,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         k_range = (args.k_min, args.k_max)
     elif args.k_out:
         raise DataError("--k-out needs --k-min and --k-max")
-    settings = settings_from_args(args)
-    segments = _segments(args, settings)
-    result = timeline.validation_of(dataset_request(args, settings).source, args.snapshot, args.horizon_days,
-                                    segments, args.returns, k_range=k_range,
-                                    memory_limit=settings.duckdb_memory_limit)
+    source, segments, memory_limit = _log_of(args)
+    result = timeline.validation_of(source, args.snapshot, args.horizon_days, segments, args.returns,
+                                    k_range=k_range, memory_limit=memory_limit)
     where = _write(result.table[list(timeline.VALIDATION_COLUMNS)], args.out)
     print(f"wrote {len(result.table)} segments ({segments.describe()}, snapshot {result.snapshot}, next "
           f"{result.horizon_days} days to {result.end}){where}", file=sys.stderr)

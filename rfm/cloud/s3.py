@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol, TypedDict, TypeVar
 
 from rfm.data.cleaning import CleaningReport, cleaning_report, written_log_report
-from rfm.data.engine import quote_literal
+from rfm.data.engine import own_threads, quote_literal
 from rfm.data.ingest import cleaned_log_sql
 from rfm.data.query import CLEANED_COLUMNS
 from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, opened_source
@@ -115,6 +115,7 @@ def write_partitioned(
 ) -> CleaningReport:
     """Write the cleaned log at `paths` into `folder` as Parquet partitioned by year and month."""
     with opened_source(paths, options, memory_limit=memory_limit) as (con, source):
+        own_threads(con)  # a sorted copy, not an aggregation: see rfm.data.engine
         columns = ", ".join(CLEANED_COLUMNS)
         cleaned = cleaned_log_sql(source)
         con.execute(

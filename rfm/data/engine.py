@@ -13,7 +13,8 @@ runs 3 threads: the raw 10-million-line RFM query 2.46 s -> 2.00 s (median of 5,
 timeline's per-day pass 2.13 s -> 1.55 s, less memory (0.59 -> 0.45 GiB); the cleaned log's query and
 `rfm ingest`'s copy are unchanged. Not with a memory limit: each thread's share of it shrinks, and at 100
 million lines under 3 GB the query spilled more (25-27 s -> 28-35 s). Not on 1 core: 3 threads there
-took 4.8 s against 3.9 s for one.
+took 4.8 s against 3.9 s for one. Not for `rfm ingest`'s sorted copy (`own_threads`): at 100 million lines
+it took 107 s with 3 threads against 73 s with 2.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def connect(memory_limit: str | None = None, threads: int | None = None) -> duck
         if chosen:
             con.execute(f"SET threads = {chosen}")
     return con
+
+
+def own_threads(con: duckdb.DuckDBPyConnection) -> None:
+    """Back to DuckDB's own thread count (the cores), for work that sorts and writes rather than
+    aggregates: `rfm ingest`'s copy gains nothing from a third thread on 2 cores and loses at scale."""
+    con.execute("RESET threads")
 
 
 def first_row(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
