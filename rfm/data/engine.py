@@ -10,11 +10,11 @@ more than 2 threads (`GROW_STRATEGY_THREAD_THRESHOLD` in its source); with 1 or 
 thread, which is about 3x slower when nearly every group is new, as in the de-duplication of a raw log
 (7.5 million lines, 7.3 million distinct). So on a 2-core machine without a memory limit a connection
 runs 3 threads: the raw 10-million-line RFM query 2.46 s -> 2.00 s (median of 5, alternating), the
-timeline's per-day pass 2.13 s -> 1.55 s, less memory (0.59 -> 0.45 GiB); the cleaned log's query and
-`rfm ingest`'s copy are unchanged. Not with a memory limit: each thread's share of it shrinks, and at 100
-million lines under 3 GB the query spilled more (25-27 s -> 28-35 s). Not on 1 core: 3 threads there
-took 4.8 s against 3.9 s for one. Not for `rfm ingest`'s sorted copy (`own_threads`): at 100 million lines
-it took 107 s with 3 threads against 73 s with 2.
+timeline's per-day pass 2.13 s -> 1.55 s, less memory (0.59 -> 0.45 GiB); the cleaned log's query and,
+at 10 million lines, `rfm ingest`'s copy are unchanged. Not with a memory limit: each thread's share
+of it shrinks, and at 100 million lines under 3 GB the query spilled more (25-27 s -> 28-35 s). Not on
+1 core: 3 threads there took 4.8 s against 3.9 s for one. Not for `rfm ingest`'s sorted copy
+(`own_threads`): at 100 million lines it took 107 s with 3 threads against 73 s with 2.
 """
 
 from __future__ import annotations
