@@ -304,6 +304,10 @@ def test_athena_statements_give_the_same_tables(athena, opened, model, by: str) 
         pd.testing.assert_frame_equal(
             log.move_customers(START, END, seg, row["from_segment"], row["to_segment"]),
             opened["net"].move_customers(START, END, seg, row["from_segment"], row["to_segment"]))
+    # the CLI's one-shot jobs (`rfm migration` / `rfm validate --source athena`): the same tables
+    assert timeline.migration_of(source, START, END, seg, "net").rows == opened["net"].migration(START, END, seg).rows
+    pd.testing.assert_frame_equal(timeline.validation_of(source, SNAPSHOT, HORIZON, seg, "net").table,
+                                  opened["net"].validate(SNAPSHOT, HORIZON, seg).table)
     assert len(athena) >= 5
     # one statement per question: each reads the table once (one FROM of the table, however many snapshots)
     trend = [q for q in athena if q.sql.count("?") >= 12 * 4]
