@@ -140,11 +140,10 @@ def _where(out: str) -> str:
 def cmd_migration(args: argparse.Namespace) -> int:
     from rfm.service import timeline
     from rfm.service.datasets import write_rows_csv
-    from rfm.service.timeline import MIGRATION_COLUMNS
 
     source, segments, memory_limit = _log_of(args)  # one-shot: the grid de-duplicates only the window's lines
     result = timeline.migration_of(source, args.start, args.end, segments, args.returns, memory_limit=memory_limit)
-    write_rows_csv(MIGRATION_COLUMNS, result.rows, args.out)  # no pandas: the rows as they are
+    write_rows_csv(timeline.MIGRATION_COLUMNS, result.rows, args.out)  # no pandas: the rows as they are
     where = _where(args.out)
     print(f"wrote {len(result.rows):,} moves of {result.customers:,} customers ({segments.describe()}, "
           f"{args.start} -> {args.end}){where}", file=sys.stderr)

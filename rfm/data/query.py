@@ -103,6 +103,20 @@ def valid_lines_sql(source: str, snapshot: date | None = None) -> str:
     return f"SELECT * FROM {source} WHERE " + " AND ".join(condition for _, condition in row_rules(snapshot))
 
 
+def kept_lines_sql(source: str, snapshot: date | None = None) -> str:
+    """The lines that pass every row rule and are purchases or returns, before de-duplication: what the
+    cleaned log is made of."""
+    return f"{valid_lines_sql(source, snapshot)} AND {IS_PURCHASE_OR_RETURN}"
+
+
+def revenue_sum(returns: ReturnsPolicy | str, column: str = "amount") -> str:
+    """The aggregate that sums `column` as monetary counts it: every line (net) or purchases only
+    (exclude: returns are the negative lines)."""
+    if ReturnsPolicy(returns) == "net":
+        return f"sum({column})"
+    return f"sum(CASE WHEN {column} > 0 THEN {column} ELSE 0 END)"
+
+
 def cleaned_lines_sql(source: str, snapshot: date | None = None, *, keys: bool = False) -> str:
     """The cleaned log: purchases (amount > 0) and returns (amount < 0) in canonical columns.
 
@@ -123,7 +137,7 @@ def cleaned_lines_sql(source: str, snapshot: date | None = None, *, keys: bool =
         inner = ", ".join(["_customer_key", *CLEANED_COLUMNS[1:]])
     return (
         f"SELECT {outer} FROM (SELECT DISTINCT _line_hash, {inner} "
-        f"FROM ({valid_lines_sql(source, snapshot)} AND {IS_PURCHASE_OR_RETURN}) AS kept) AS distinct_lines"
+        f"FROM ({kept_lines_sql(source, snapshot)}) AS kept) AS distinct_lines"
     )
 
 
@@ -148,8 +162,7 @@ def rfm_sql(
         if cleaned
         else cleaned_lines_sql(source, snapshot, keys=True)
     )
-    # Returns are the negative lines: net adds them, exclude leaves them out.
-    revenue = "sum(amount)" if returns == "net" else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
+    revenue = revenue_sum(returns)
     segment = segment_case_sql("r_score", "f_score")
     invoices = f"""invoices AS (
     SELECT
@@ -270,9 +283,8 @@ def customer_countries_sql(source: str, snapshot: date | None = None) -> str:
     """Per customer (`_customer_key` as `customer_id`) and country, the purchase and return lines that
     pass the row rules (before de-duplication: a repeated line repeats its country): what the
     customer's most frequent country is taken from."""
-    kept = f"{valid_lines_sql(source, snapshot)} AND {IS_PURCHASE_OR_RETURN}"
-    return f"SELECT _customer_key AS customer_id, country, count(*) AS lines FROM ({kept}) AS kept " \
-           "WHERE country IS NOT NULL GROUP BY ALL"
+    return (f"SELECT _customer_key AS customer_id, country, count(*) AS lines "
+            f"FROM ({kept_lines_sql(source, snapshot)}) AS kept WHERE country IS NOT NULL GROUP BY ALL")
 
 
 def kept_summary_sql(summary: str) -> str:

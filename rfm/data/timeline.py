@@ -24,13 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from rfm.data.query import (
-    IS_PURCHASE_OR_RETURN,
-    RETURNS_POLICIES,
-    ReturnsPolicy,
-    cleaned_lines_sql,
-    valid_lines_sql,
-)
+from rfm.data.query import RETURNS_POLICIES, ReturnsPolicy, cleaned_lines_sql, kept_lines_sql, revenue_sum
 from rfm.segments import SEGMENTS, segment_case_sql
 
 DAILY_COLUMNS: tuple[str, ...] = ("customer_id", "day", "new_invoices", "purchase", "revenue")
@@ -98,15 +92,14 @@ def invoice_days_sql(source: str, *, cleaned: bool = False,
     unknown: rfm.service.timeline refuses every other question on such a relation."""
     if returns not in RETURNS_POLICIES:
         raise ValueError(f"returns policy must be one of {RETURNS_POLICIES}, got {returns!r}")
-    net = ReturnsPolicy(returns) == "net"
     if revenue_window is not None and not cleaned:
-        return _windowed_invoice_days_sql(source, revenue_window, net=net)
+        return _windowed_invoice_days_sql(source, revenue_window, returns)
     lines = (
         f"SELECT customer_id, invoice_id, invoice_date, amount FROM {source}"
         if cleaned
         else cleaned_lines_sql(source, keys=True)
     )
-    revenue = "sum(amount)" if net else "sum(CASE WHEN amount > 0 THEN amount ELSE 0 END)"
+    revenue = revenue_sum(returns)
     return f"""
 SELECT
     customer_id,
@@ -119,7 +112,7 @@ GROUP BY customer_id, invoice_id, CAST(invoice_date AS DATE)
 """.strip()
 
 
-def _windowed_invoice_days_sql(source: str, window: tuple[date, date], *, net: bool) -> str:
+def _windowed_invoice_days_sql(source: str, window: tuple[date, date], returns: ReturnsPolicy | str) -> str:
     """`invoice_days_sql` with revenue inside [start, end) only. One aggregation does both jobs: a line
     inside the window is grouped by its de-duplication key (`cleaned_lines_sql`'s: line hash, customer,
     invoice, day, amount), a line outside by its invoice-day alone (its line hash and amount are NULL
@@ -128,7 +121,7 @@ def _windowed_invoice_days_sql(source: str, window: tuple[date, date], *, net: b
     if not start < end:
         raise ValueError(f"a revenue window needs start < end, got {start} and {end}")
     inside = f"CAST(invoice_date AS DATE) >= {_date(start)} AND CAST(invoice_date AS DATE) < {_date(end)}"
-    revenue = "sum(window_amount)" if net else "sum(CASE WHEN window_amount > 0 THEN window_amount ELSE 0 END)"
+    revenue = revenue_sum(returns, "window_amount")
     return f"""
 SELECT
     customer_id,
@@ -144,7 +137,7 @@ FROM (
         CASE WHEN {inside} THEN _line_hash END AS line_hash,
         CASE WHEN {inside} THEN amount END AS window_amount,
         max(CASE WHEN amount > 0 THEN 1 ELSE 0 END) AS purchase
-    FROM ({valid_lines_sql(source)} AND {IS_PURCHASE_OR_RETURN}) AS kept
+    FROM ({kept_lines_sql(source)}) AS kept
     GROUP BY 1, 2, 3, 4, 5
 ) AS lines
 GROUP BY customer_id, invoice_id, day
