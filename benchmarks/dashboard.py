@@ -52,6 +52,7 @@ READY = {
     "Model": (VEGA, 5),  # the five sweep panels
     "Score": ("[data-testid=stForm] button", 1),
     "Export": ("[data-testid=stDownloadButton] button", 1),
+    "Over time": (PLOTLY, 4),  # the Sankey, the sizes over time and the two validation charts
 }
 
 
@@ -232,7 +233,7 @@ def measure_warm(browser, url: str, args: argparse.Namespace, warm: list[tuple[f
     page.goto(url + "/")
     wait_drawn(page, "Overview")
     # Round 0 is each page's first visit on this server (only the Overview was served before).
-    order = ["Segments", "Model", "Score", "Export", "Overview"]
+    order = ["Segments", "Model", "Score", "Export", "Over time", "Overview"]
     for round_ in range(args.switch_rounds + 1):
         for title in order:
             started = time.perf_counter()
