@@ -44,7 +44,6 @@ PRODUCT_ENTRY, PLAIN_ENTRY = "rfm/dashboard/launcher.py", "streamlit_app.py"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 # What "drawn" means per page: a CSS selector and how many must exist.
-PLOTLY = "[data-testid=stPlotlyChart] .main-svg"
 VEGA = "[data-testid=stVegaLiteChart] svg.marks, [data-testid=stVegaLiteChart] canvas.marks"
 READY = {
     "Overview": (VEGA, 3),
@@ -52,7 +51,7 @@ READY = {
     "Model": (VEGA, 5),  # the five sweep panels
     "Score": ("[data-testid=stForm] button", 1),
     "Export": ("[data-testid=stDownloadButton] button", 1),
-    "Over time": (PLOTLY, 4),  # the Sankey, the sizes over time and the two validation charts
+    "Over time": (VEGA, 4),  # the Sankey, the sizes over time and the two validation charts
 }
 
 

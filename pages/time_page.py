@@ -12,9 +12,7 @@ import streamlit as st
 from rfm.dashboard import format as fmt
 from rfm.dashboard import state as app_state
 from rfm.dashboard import tables
-from rfm.dashboard import timeline_charts as charts
 from rfm.dashboard import timeline_views as views
-from rfm.dashboard.charts import GRID_COLORS
 from rfm.errors import RfmError
 from rfm.service import timeline
 
@@ -23,25 +21,21 @@ who = app_state.principal()
 app_state.page_header("Over time", ctx)
 
 snapshot = ctx.dataset.snapshot
-choices = ["model", "rfm"] if ctx.model is not None else ["rfm"]
+choices = views.by_choices(ctx)
 if st.session_state.get("time_by") not in (*choices, None):  # the model went away since it was picked
     del st.session_state["time_by"]
 by = st.segmented_control(
     "Segments", choices, default=choices[0], key="time_by",
     format_func=lambda c: f"Model {ctx.version}" if c == "model" else views.BY_LABELS[c],
     help="The active model applied at every snapshot, or the classic R×F grid of the RFM table.") or choices[0]
-model = ctx.model if by == "model" else None
-segments = timeline.segments_for(by, model)
-colors = ctx.colors if by == "model" else GRID_COLORS
-order = segments.order()
-returns = ctx.dataset.returns.value
-memory = ctx.settings.duckdb_memory_limit
+view = views.time_view(ctx, by)
+model, segments, common = view.model, view.segments, view.common
+returns, memory = view.returns, view.memory_limit
 try:
     source = views.source_of(ctx.data_key, ctx.settings)
 except RfmError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
-common = (ctx.data_key, ctx.model_key if by == "model" else (), by)
 
 # --- movement between two snapshots -------------------------------------------------------------------
 st.subheader("Movement between two snapshots")
@@ -64,8 +58,7 @@ if moves is not None and not moves.empty:
     cols[1].metric("New since the first", fmt.count(new), help="No purchase before the first snapshot")
     cols[2].metric("Stayed in their segment", fmt.percent(views.stayed_share(moves)),
                    help="Of the customers who were already customers at the first snapshot")
-    st.plotly_chart(charts.sankey(moves, order, colors, start=start.isoformat(), end=end.isoformat(),
-                                  not_yet=timeline.NOT_YET), key="time_sankey", config={"displayModeBar": False})
+    st.vega_lite_chart(spec=views.sankey_spec(view, start, end, moves), key="time_sankey")
 
     st.markdown("**Biggest moves** · select a row for its customer list")
     shortlist = views.biggest_moves(moves)
@@ -106,26 +99,28 @@ if moves is not None and not moves.empty:
 # --- segment sizes over time --------------------------------------------------------------------------
 st.subheader("Segment sizes over time")
 left, right = st.columns(2)
-every = left.segmented_control("Snapshot every", list(timeline.PERIODS), default="month", key="time_every") or "month"
-measure = right.segmented_control("Show", ["customers", "revenue"], default="customers", key="time_measure",
+every = left.segmented_control("Snapshot every", list(timeline.PERIODS), default=views.DEFAULT_EVERY,
+                               key="time_every") or views.DEFAULT_EVERY
+measure = right.segmented_control("Show", ["customers", "revenue"], default=views.DEFAULT_MEASURE, key="time_measure",
                                   format_func=lambda m: "Customers" if m == "customers" else "Revenue in the period"
-                                  ) or "customers"
+                                  ) or views.DEFAULT_MEASURE
 try:
     sizes = views.trend(*common, every, returns, memory, source, model)
 except RfmError as exc:
     st.error(str(exc), icon=":material/error:")
 else:
-    st.plotly_chart(charts.sizes_over_time(sizes, order, colors, measure), key="time_trend",
-                    config={"displayModeBar": False})
+    st.vega_lite_chart(spec=views.trend_spec(view, every, measure, sizes), key="time_trend")
     st.caption(f"{sizes['snapshot'].nunique()} snapshots, each from the lines before the first day of a {every}; "
                "revenue is what the segment's customers brought in the period just ended.")
 
 # --- do the segments predict who buys next? -----------------------------------------------------------
 st.subheader("Do the segments predict who buys next?")
 left, right = st.columns(2)
-horizon = int(right.number_input("Next period (days)", min_value=7, max_value=730, value=90, step=30,
+horizon = int(right.number_input("Next period (days)", min_value=7, max_value=730, value=views.DEFAULT_HORIZON_DAYS,
+                                 step=30,
                                  key="time_horizon"))
-checked = left.date_input("Segments at", value=snapshot - timedelta(days=90), max_value=snapshot,
+checked = left.date_input("Segments at", value=snapshot - timedelta(days=views.DEFAULT_CHECK_LOOKBACK_DAYS),
+                          max_value=snapshot,
                           key=f"time_validate_{snapshot}",
                           help="The segments of this snapshot are compared with what their customers did next.")
 try:
@@ -134,10 +129,9 @@ except RfmError as exc:
     st.error(str(exc), icon=":material/error:")
 else:
     left, right = st.columns(2)
-    left.plotly_chart(charts.repeat_rate_chart(checks, colors, horizon_days=horizon), key="time_repeat",
-                      config={"displayModeBar": False})
-    right.plotly_chart(charts.revenue_per_customer_chart(checks, colors, horizon_days=horizon),
-                       key="time_revenue_per_customer", config={"displayModeBar": False})
+    repeat_spec, revenue_spec = views.validation_specs(view, checked, horizon, checks)
+    left.vega_lite_chart(spec=repeat_spec, key="time_repeat")
+    right.vega_lite_chart(spec=revenue_spec, key="time_revenue_per_customer")
     st.dataframe(tables.styled(views.as_percent(checks, "repeat_rate"), ctx.currency, key="time_validation_table",
                                decimals={"revenue_per_customer": 2}), hide_index=True, key="time_validation_table",
                  column_order=["segment", "customers", "repeat_customers", "repeat_rate", "revenue",

@@ -30,7 +30,7 @@ from tests.test_browser_dashboard import browser as browser  # the shared chromi
 
 pytestmark = pytest.mark.browser
 
-PLOTLY = "[data-testid=stPlotlyChart]"
+VEGA = "[data-testid=stVegaLiteChart]"
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +52,12 @@ def open_page(browser, server, width: int, height: int = 3600):  # type: ignore[
 
 
 def charts_drawn(tab, count: int) -> None:  # type: ignore[no-untyped-def]
-    charts = tab.locator(PLOTLY)
+    charts = tab.locator(VEGA)
     assert charts.count() == count
     for i in range(count):
-        charts.nth(i).locator(CHART_DRAWN["stPlotlyChart"]).first.wait_for()
+        charts.nth(i).locator(CHART_DRAWN["stVegaLiteChart"]).first.wait_for()
+    # Vega-Lite only: the page never makes the browser load plotly.js (4.7 MB) for its charts.
+    assert tab.locator("[data-testid=stPlotlyChart]").count() == 0
 
 
 def expected_tables(server, by: str):  # type: ignore[no-untyped-def]
@@ -82,7 +84,7 @@ def test_time_page_shows_the_service_figures_and_downloads_a_campaign_list(brows
         moves, first, listed = expected_tables(server, "model")
         metrics = tab.locator("[data-testid=stMetricValue]")
         assert metrics.nth(0).inner_text() == f"{int(moves['customers'].sum()):,}"
-        sankey = tab.locator(PLOTLY).nth(0).inner_text()
+        sankey = tab.locator(VEGA).nth(0).inner_text()
         assert f"{first['to_segment']} · " in sankey
         button = tab.get_by_role("button", name=f"Download {len(listed):,} customers: "
                                                 f"{first['from_segment']} → {first['to_segment']} (CSV)")

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,13 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     from rfm.config import load_settings
     from rfm.dashboard import launcher as dashboard
     from rfm.dashboard import state as app_state
+    from rfm.dashboard import timeline_views as views
 
     app_state.chart_spec.clear()
     app_state._files_dataset.clear()
     app_state.sweep_for.clear()
+    for loader in (views.migration, views.trend, views.validation, views.move_customers):
+        loader.clear()
 
     async def serve_once() -> None:
         async with dashboard.warm_start(None):
@@ -80,6 +84,29 @@ def test_lifespan_warms_the_overview_caches(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setattr(charts, "sweep_panel", lambda *a, **k: calls.append("sweep_panel"))
     panels = app_state.sweep_charts(ctx, result, result.recommended_k)  # the Model page as it opens
     assert calls == [] and list(panels) == [column for column, _, _ in charts.SWEEP_PANELS]
+    # And the Over time page's first view (its default choices): its tables, campaign list and charts.
+    from rfm.dashboard import timeline_charts
+    from rfm.service import timeline
+
+    for name in ("sankey", "sizes_over_time", "repeat_rate_chart", "revenue_per_customer_chart"):
+        monkeypatch.setattr(timeline_charts, name, lambda *a, _name=name, **k: calls.append(_name))
+    for name in ("migration", "trend", "validate", "move_customers"):
+        monkeypatch.setattr(timeline.Timeline, name, lambda *a, _name=name, **k: calls.append(_name))
+    view = views.time_view(ctx, views.by_choices(ctx)[0])
+    assert view.by == "model"
+    source, snapshot = views.source_of(ctx.data_key, ctx.settings), ctx.dataset.snapshot
+    loaded = (view.returns, view.memory_limit, source, view.model)
+    start = snapshot - timedelta(days=timeline.DEFAULT_LOOKBACK_DAYS)
+    moves = views.migration(*view.common, start, snapshot, *loaded)
+    views.sankey_spec(view, start, snapshot, moves)
+    first = views.biggest_moves(moves).iloc[0]
+    views.move_customers(*view.common, start, snapshot, first["from_segment"], first["to_segment"], *loaded)
+    views.trend_spec(view, views.DEFAULT_EVERY, views.DEFAULT_MEASURE,
+                     views.trend(*view.common, views.DEFAULT_EVERY, *loaded))
+    checked = snapshot - timedelta(days=views.DEFAULT_CHECK_LOOKBACK_DAYS)
+    views.validation_specs(view, checked, views.DEFAULT_HORIZON_DAYS,
+                           views.validation(*view.common, checked, views.DEFAULT_HORIZON_DAYS, *loaded))
+    assert calls == [] and int(moves["customers"].sum()) == len(dataset.customers)
 
 
 # --- local mode: without sign-in, only this machine --------------------------------------------------

@@ -11,25 +11,36 @@ nothing. The log itself is read once per data key and returns policy (`_timeline
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable
-from datetime import date
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 
 from rfm.config import Settings, load_settings
+from rfm.dashboard import timeline_charts as charts
+from rfm.dashboard.charts import GRID_COLORS
+from rfm.dashboard.state import chart_spec
 from rfm.data.sources import SourceOptions
 from rfm.errors import DataError
 from rfm.service import timeline
 from rfm.service.datasets import AthenaSource, FileSource, Source
 
 if TYPE_CHECKING:
+    from rfm.dashboard.state import Context
     from rfm.model import SegmentModel
 
 CacheKey = tuple[Hashable, ...]
 MOVES_SHOWN = 12
 BY_LABELS: dict[str, str] = {"rfm": "R×F grid", "model": "Active model"}
+# The page's first view (and what the launcher warms): segments every month, customers counted, the
+# validation's snapshot and horizon this many days (the migration's first snapshot: timeline's default).
+DEFAULT_EVERY = "month"
+DEFAULT_MEASURE = "customers"
+DEFAULT_CHECK_LOOKBACK_DAYS = 90
+DEFAULT_HORIZON_DAYS = 90
 
 
 def source_of(data_key: CacheKey, settings: Settings) -> Source:
@@ -52,6 +63,91 @@ def source_of(data_key: CacheKey, settings: Settings) -> Source:
 
 def _segments(by: str, model: SegmentModel | None) -> timeline.Segments:
     return timeline.segments_for(by, model if by == "model" else None)
+
+
+# --- the page's segmentation choice --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeView:
+    """The page's choice of segments (the active model or the R x F grid) on the sidebar's data: what
+    every view and chart of the page is computed, keyed and coloured by."""
+
+    by: str
+    model: SegmentModel | None
+    segments: timeline.Segments
+    colors: Mapping[str, str]
+    common: tuple[CacheKey, CacheKey, str]  # (data key, model key or (), by): every cache key starts so
+    returns: str
+    memory_limit: str | None
+    currency: str
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.segments.order())
+
+
+def by_choices(ctx: Context) -> list[str]:
+    """The page's segment choices, the first the default: the active model (when there is one), the grid."""
+    return ["model", "rfm"] if ctx.model is not None else ["rfm"]
+
+
+def time_view(ctx: Context, by: str) -> TimeView:
+    model = ctx.model if by == "model" else None
+    return TimeView(by=by, model=model, segments=timeline.segments_for(by, model),
+                    colors=ctx.colors if by == "model" else GRID_COLORS,
+                    common=(ctx.data_key, ctx.model_key if by == "model" else (), by),
+                    returns=ctx.dataset.returns.value, memory_limit=ctx.settings.duckdb_memory_limit,
+                    currency=ctx.currency)
+
+
+# --- chart specs, cached on everything they show ----------------------------------------------------
+
+
+def sankey_spec(view: TimeView, start: date, end: date, moves: pd.DataFrame) -> dict[str, object]:
+    return chart_spec("time_sankey", (*view.common, start, end, view.returns, view.currency),
+                      lambda: charts.sankey(moves, view.order, view.colors, start=start, end=end,
+                                            not_yet=timeline.NOT_YET, currency=view.currency))
+
+
+def trend_spec(view: TimeView, every: str, measure: str, sizes: pd.DataFrame) -> dict[str, object]:
+    return chart_spec("time_trend", (*view.common, every, measure, view.returns, view.currency),
+                      lambda: charts.sizes_over_time(sizes, view.order, view.colors, measure, currency=view.currency))
+
+
+def validation_specs(view: TimeView, checked: date, horizon_days: int,
+                     checks: pd.DataFrame) -> tuple[dict[str, object], dict[str, object]]:
+    """The repeat-rate chart and the revenue-per-customer chart of one validation."""
+    key = (*view.common, checked, horizon_days, view.returns, view.currency)
+    return (chart_spec("time_repeat", key,
+                       lambda: charts.repeat_rate_chart(checks, view.colors, horizon_days=horizon_days)),
+            chart_spec("time_revenue_per_customer", key,
+                       lambda: charts.revenue_per_customer_chart(checks, view.colors, horizon_days=horizon_days,
+                                                                 currency=view.currency)))
+
+
+def warm(ctx: Context) -> None:
+    """Before the first visitor (rfm.dashboard.state.warm_caches): the page's first view, its default
+    choices, computed and drawn into the same caches the page reads, so its first visit only draws.
+    Errors are the caller's (the page says them in its own words)."""
+    view = time_view(ctx, by_choices(ctx)[0])
+    source = source_of(ctx.data_key, ctx.settings)
+    snapshot = ctx.dataset.snapshot
+    returns, memory, model = view.returns, view.memory_limit, view.model
+    start = snapshot - timedelta(days=timeline.DEFAULT_LOOKBACK_DAYS)
+    moves = migration(*view.common, start, snapshot, returns, memory, source, model)
+    if not moves.empty:
+        sankey_spec(view, start, snapshot, moves)
+        shortlist = biggest_moves(moves)
+        if not shortlist.empty:  # the campaign list the page offers first
+            first = shortlist.iloc[0]
+            move_customers(*view.common, start, snapshot, str(first["from_segment"]), str(first["to_segment"]),
+                           returns, memory, source, model)
+    sizes = trend(*view.common, DEFAULT_EVERY, returns, memory, source, model)
+    trend_spec(view, DEFAULT_EVERY, DEFAULT_MEASURE, sizes)
+    checked = snapshot - timedelta(days=DEFAULT_CHECK_LOOKBACK_DAYS)
+    checks = validation(*view.common, checked, DEFAULT_HORIZON_DAYS, returns, memory, source, model)
+    validation_specs(view, checked, DEFAULT_HORIZON_DAYS, checks)
 
 
 # --- cached loaders: plain DataFrames, keyed on everything they show ----------------------------------
