@@ -102,6 +102,38 @@ def test_bad_values_name_file_row_column_and_value(tmp_path, name, rows, expecte
         assert part in str(info.value)
 
 
+
+def test_excel_reads_a_mixed_column_whole_however_late_its_odd_cell(tmp_path):
+    """A returned invoice ("C...") below 1,500 numeric invoices, a text customer id below numeric ones,
+    a date typed as text: each read as the CSV of the same lines reads it, nothing emptied."""
+    rows = [line(str(536365 + i), 1, f"2010-12-{1 + i % 28:02d} 08:00:00", 2.0, 17850 + i % 7) for i in range(1500)]
+    rows.append(line("C540000", -1, "2011-01-05 09:00:00", 2.0, 17850))  # a return, far below the first rows
+    rows.append(line("540001", 3, "2011-01-06 10:00:00", 1.5, "AB-12"))  # a customer id that is not a number
+    frame = pd.DataFrame(rows, columns=HEADER)
+    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"]).astype(object)
+    frame.loc[len(frame) - 1, "InvoiceDate"] = "2011-01-06 10:00:00"  # one date cell typed as text
+    xlsx = tmp_path / "mixed.xlsx"
+    frame.to_excel(xlsx, index=False, engine="openpyxl")
+    from_excel = table([xlsx])
+    pd.testing.assert_frame_equal(from_excel, table([write_log(tmp_path / "mixed.csv", rows)]))
+    assert "AB-12" in set(from_excel["customer_id"])
+    assert from_excel.loc[from_excel["customer_id"] == "17850", "monetary"].iloc[0] == pytest.approx(
+        sum(2.0 for r in rows if r[6] == 17850 and not r[0].startswith("C")) - 2.0)
+
+
+def test_excel_sheets_typed_differently_are_stacked_and_a_missing_sheet_is_named(tmp_path, reference):
+    frame = pd.DataFrame(ROWS, columns=HEADER)
+    frame["InvoiceDate"] = pd.to_datetime(frame["InvoiceDate"])
+    text_ids = frame.iloc[2:].astype({"CustomerID": str, "InvoiceNo": str})  # ids as text in one sheet
+    xlsx = tmp_path / "two.xlsx"
+    with pd.ExcelWriter(xlsx, engine="openpyxl") as writer:
+        frame.iloc[:2].astype({"InvoiceNo": int}).to_excel(writer, sheet_name="2010", index=False)
+        text_ids.to_excel(writer, sheet_name="2011", index=False)
+    pd.testing.assert_frame_equal(table([xlsx]), reference)
+    pd.testing.assert_frame_equal(table([xlsx], sheet="2011"), table([write_log(tmp_path / "one.csv", ROWS[2:])]))
+    with pytest.raises(DataError, match=r"two.xlsx: no sheet named 'Sales' \(sheets: '2010', '2011'\)"):
+        table([xlsx], sheet="Sales")
+
 def test_wrong_delimiter_is_explained(tmp_path):
     path = write_log(tmp_path / "semi.csv", ROWS, sep=";")
     with pytest.raises(DataError, match="delimiter"):

@@ -1,7 +1,7 @@
 """Reading transaction logs (CSV, Excel, Parquet) into one canonical DuckDB view.
 
 `load_source` takes the user's paths (files, globs, Hive-partitioned folders), checks that each file
-is what its extension says, reads it through DuckDB (Excel through python-calamine, since DuckDB's
+is what its extension says, reads it through DuckDB (Excel through fastexcel, since DuckDB's
 own Excel support is an extension that cannot be downloaded here), maps the headers onto canonical
 columns, converts types with a clear error for the first bad value, and registers a view with:
 
@@ -40,8 +40,9 @@ from rfm.data.engine import connect, first_row, quote_literal
 from rfm.data.engine import quote_identifier as q
 from rfm.errors import DataError, first_line, short_repr
 
-if TYPE_CHECKING:  # pandas is needed for Excel only
+if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 CLEANED_MARKER_KEY = "rfm_cleaned"
 # A bad value quoted in an error is cut to this many characters (repr: control characters escaped).
@@ -372,27 +373,49 @@ def _register_raw(
         raise DataError(f"{files[0]}: cannot be read as {fmt.upper()}: {first_line(exc)}") from exc
 
 
-def _read_excel(files: list[str], sheet: str | None) -> pd.DataFrame:
-    """Every sheet whose header holds a customer column (or just `sheet`), stacked."""
-    import pandas as pd
+def _read_excel(files: list[str], sheet: str | None) -> pa.Table:
+    """Every sheet whose header holds a customer column (or just `sheet`), stacked.
 
-    frames: list[pd.DataFrame] = []
+    fastexcel (calamine in Rust, straight to Arrow): the 24 MB Online Retail workbook in 4 s, where
+    pandas' calamine reader took 12 s building Python objects. Each column's type is inferred from all
+    of its rows (`schema_sample_rows=None`): inferred from the first rows only, a later cell of another
+    type (an invoice "C536379" below numbers) would be read as empty. A column of mixed cells is read
+    as text, which the readers parse as they parse a CSV's."""
+    import fastexcel
+    import pyarrow as pa
+
+    tables: list[pa.Table] = []
     for file in files:
         try:
-            sheets = pd.read_excel(file, sheet_name=sheet if sheet else None, engine="calamine")
-        except ValueError as exc:
-            raise DataError(f"{file}: {first_line(exc)}") from exc
-        except Exception as exc:  # calamine raises its own error types for broken workbooks
-            raise DataError(f"{file}: cannot be read as Excel: {first_line(exc)}") from exc
-        if isinstance(sheets, pd.DataFrame):
-            sheets = {sheet or "": sheets}
-        usable = [frame for frame in sheets.values() if _has_customer_column(frame.columns)]
-        if not usable:
-            usable = list(sheets.values())[:1]
-        frames.extend(usable)
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
+            reader = fastexcel.read_excel(file)
+            names = list(reader.sheet_names)
+            if sheet and sheet not in names:
+                raise DataError(f"{file}: no sheet named {sheet!r} (sheets: {', '.join(map(repr, names))})")
+            loaded = [pa.Table.from_batches([reader.load_sheet(name, schema_sample_rows=None,
+                                                               dtype_coercion="coerce").to_arrow()])
+                      for name in ([sheet] if sheet else names)]
+        except DataError:
+            raise
+        except BaseException as exc:  # fastexcel's own errors, and a Rust panic on a broken workbook
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            raise DataError(f"{file}: cannot be read as Excel: {first_line(exc)}") from None
+        usable = [table for table in loaded if _has_customer_column(table.column_names)] or loaded[:1]
+        tables.extend(usable)
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # one column typed differently in two sheets: as text
+        return pa.concat_tables([_as_text(t) for t in tables], promote_options="permissive")
+
+
+def _as_text(table: pa.Table) -> pa.Table:
+    """Every column as text (dates as ISO text, which the date reader parses)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pa.table({name: pc.cast(table[name], pa.string()) for name in table.column_names})
 
 
 def is_excel(path: str | os.PathLike[str]) -> bool:
