@@ -91,7 +91,7 @@ if candidate_info is not None and candidate_info["data_key"] == ctx.data_key and
                f"smallest cluster {fmt.percent(metrics.smallest_cluster_share)} of customers")
     colors = charts.segment_colors(candidate)
     profile = segmentation.segment_summary(candidate.assign(ctx.dataset.customers), candidate)
-    st.altair_chart(charts.segment_share_chart(profile, colors), key="candidate_shares")
+    st.vega_lite_chart(spec=charts.segment_share_chart(profile, colors), key="candidate_shares")
     table = views.naming_table(candidate, playbook)
     edited = st.data_editor(**naming_editor(table, "candidate_names"))
     promote = st.checkbox("Promote it (make it the model the server and `rfm score` use)", key="candidate_promote")

@@ -111,10 +111,14 @@ def _layout(fig: go.Figure, title: str, height: int = 380, **extra: object) -> g
     return fig
 
 
+# A Vega-Lite specification as a plain dict (what Altair's `to_dict` gives, `datasets` inline): the
+# Overview's charts are written so, for speed (see `segment_share_chart`); the others through Altair.
+VegaLiteSpec = dict[str, Any]
+
 SHARE_MEASURES: dict[str, str] = {"customer_share": "share of customers", "revenue_share": "share of revenue"}
 
 
-def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt.LayerChart | alt.FacetChart:
+def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> VegaLiteSpec:
     """Each segment's share of customers beside its share of revenue: two bars a segment, best
     segment on top, the customer bar light and the revenue bar solid in the segment's colour.
 
@@ -122,8 +126,10 @@ def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt
     the subtitle says which bar is which. A negative share (returns outweigh purchases) has its label
     left of the bar's end, never over the zero line's label.
 
-    Altair, not plotly: this is the landing page's chart and Vega-Lite's script is a sixth of
-    plotly.js, so the Overview draws seconds sooner on a cold browser."""
+    Vega-Lite, not plotly: this is the landing page's chart and Vega-Lite's script is a sixth of
+    plotly.js, so the Overview draws seconds sooner on a cold browser. Written as the Vega-Lite dict
+    (see `VegaLiteSpec`), not through Altair, whose objects cost ~0.1 s a chart to build and serialise
+    while a new upload's Overview waits."""
     names = summary["segment"].tolist()
     domain = list(dict.fromkeys(names))
     data = summary[["segment", *SHARE_MEASURES]].melt(id_vars="segment", var_name="measure", value_name="share")
@@ -133,31 +139,46 @@ def segment_share_chart(summary: pd.DataFrame, colors: Mapping[str, str]) -> alt
     data["negative"] = data["label"].str.startswith("−")  # "0.0%" of a tiny negative share stays right
     measures = list(SHARE_MEASURES.values())
     lowest = min(0.0, float(data["share"].min()))
-    base = alt.Chart(data).encode(
-        y=alt.Y("segment:N", sort=domain, title=None, axis=alt.Axis(labelLimit=150, labelFontSize=13)),
-        yOffset=alt.YOffset("measure:N", sort=measures),
-        x=alt.X("share:Q", title="share of all customers / of all revenue", axis=alt.Axis(format=".0%", tickCount=5),
-                scale=alt.Scale(domainMin=lowest * 1.25 if lowest < 0 else 0, nice=True)),
-    )
-    bars = base.mark_bar(cornerRadiusEnd=2).encode(
-        color=alt.Color("segment:N", legend=None, scale=alt.Scale(
-            domain=domain, range=[colors.get(n, NOT_SEGMENTED_COLOR) for n in domain])),
-        opacity=alt.Opacity("measure:N", sort=measures, scale=alt.Scale(domain=measures, range=[0.4, 1.0]),
-                            legend=None),
-        tooltip=[alt.Tooltip("segment:N"), alt.Tooltip("measure:N"), alt.Tooltip("label:N", title="share")],
-    )
-    text_right = base.mark_text(align="left", dx=4, fontSize=12, color="#1f2933").encode(
-        text="label:N").transform_filter("!datum.negative")
-    text_left = base.mark_text(align="right", dx=-4, fontSize=12, color="#1f2933").encode(
-        text="label:N").transform_filter("datum.negative")
-    return alt.layer(bars, text_right, text_left).properties(
-        title=alt.Title("Segment sizes and revenue", anchor="start", fontSize=16,
-                        subtitle="light bar: share of customers · solid bar: share of revenue"),
-        height=alt.Step(16))
+    encoding: dict[str, object] = {
+        "y": {"field": "segment", "type": "nominal", "sort": domain, "title": None,
+              "axis": {"labelLimit": 150, "labelFontSize": 13}},
+        "yOffset": {"field": "measure", "type": "nominal", "sort": measures},
+        "x": {"field": "share", "type": "quantitative", "title": "share of all customers / of all revenue",
+              "axis": {"format": ".0%", "tickCount": 5},
+              "scale": {"domainMin": lowest * 1.25 if lowest < 0 else 0, "nice": True}},
+    }
+    bars = {"mark": {"type": "bar", "cornerRadiusEnd": 2}, "encoding": {
+        **encoding,
+        "color": {"field": "segment", "type": "nominal", "legend": None,
+                  "scale": {"domain": domain, "range": [colors.get(n, NOT_SEGMENTED_COLOR) for n in domain]}},
+        "opacity": {"field": "measure", "type": "nominal", "sort": measures, "legend": None,
+                    "scale": {"domain": measures, "range": [0.4, 1.0]}},
+        "tooltip": [{"field": "segment", "type": "nominal"}, {"field": "measure", "type": "nominal"},
+                    {"field": "label", "type": "nominal", "title": "share"}]}}
+    text = {"type": "text", "fontSize": 12, "color": "#1f2933"}
+    label = {**encoding, "text": {"field": "label", "type": "nominal"}}
+    return {
+        "$schema": alt.SCHEMA_URL,
+        "datasets": {"shares": _records(data)},
+        "data": {"name": "shares"},
+        "layer": [bars,
+                  {"mark": {**text, "align": "left", "dx": 4}, "encoding": label,
+                   "transform": [{"filter": "!datum.negative"}]},
+                  {"mark": {**text, "align": "right", "dx": -4}, "encoding": label,
+                   "transform": [{"filter": "datum.negative"}]}],
+        "height": {"step": 16},
+        "title": {"text": "Segment sizes and revenue", "anchor": "start", "fontSize": 16,
+                  "subtitle": "light bar: share of customers · solid bar: share of revenue"},
+    }
 
 
-def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2,
-                 points: int = 201) -> alt.LayerChart | alt.FacetChart:
+def _unit_axis(field: str, title: str) -> dict[str, object]:
+    """A share from 0 to 1 on an axis labelled in whole percentages."""
+    return {"field": field, "type": "quantitative", "title": title, "axis": {"format": ".0%"},
+            "scale": {"domain": [0, 1]}}
+
+
+def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2, points: int = 201) -> VegaLiteSpec:
     """Cumulative share of revenue against share of customers, biggest spenders first; the top
     `top` share of customers is marked with the revenue they bring."""
     values = np.sort(np.asarray(monetary, dtype="float64"))[::-1]
@@ -168,39 +189,62 @@ def pareto_chart(monetary: Sequence[float] | np.ndarray, top: float = 0.2,
     top_n = int(np.ceil(top * n))
     share = float(cumulative[top_n]) if n else 0.0
     curve = pd.DataFrame({"customers": idx / max(n, 1), "revenue": cumulative[idx]})
-    x = alt.X("customers:Q", title="share of customers (biggest spenders first)",
-              axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1]))
-    y = alt.Y("revenue:Q", title="cumulative share of revenue", axis=alt.Axis(format=".0%"),
-              scale=alt.Scale(domain=[0, 1]))
-    area = alt.Chart(curve).mark_area(color="#3d6fb6", opacity=0.12).encode(x=x, y=y)
-    line = alt.Chart(curve).mark_line(color="#3d6fb6", strokeWidth=3).encode(x=x, y=y)
+    x = _unit_axis("customers", "share of customers (biggest spenders first)")
+    y = _unit_axis("revenue", "cumulative share of revenue")
     marker = pd.DataFrame({"customers": [top], "revenue": [share],
                            "label": [f"top {top:.0%} → {share:.0%} of revenue"]})
-    rule_x = alt.Chart(marker).mark_rule(color="#d1495b", strokeDash=[6, 4]).encode(x="customers:Q")
-    rule_y = alt.Chart(marker).mark_rule(color="#d1495b", strokeDash=[2, 3]).encode(y="revenue:Q")
-    label = alt.Chart(marker).mark_text(align="left", dx=8, dy=18, color="#d1495b", fontSize=13,
-                                        fontWeight="bold").encode(x="customers:Q", y="revenue:Q", text="label:N")
-    hover = _hover_layer(curve, x, y, "top {x} of customers: {y} of revenue")
-    return alt.layer(area, line, rule_x, rule_y, label, *hover).properties(
-        title=alt.Title("Pareto curve", anchor="start", fontSize=16,
-                        subtitle=f"red: the top {top:.0%} of customers and their share of revenue"), height=340)
+    red = "#d1495b"
+    at_x, at_y = {"field": "customers", "type": "quantitative"}, {"field": "revenue", "type": "quantitative"}
+    hover_data, hover_layers, params = _hover_layers(curve, x, y, "top {x} of customers: {y} of revenue")
+    return {
+        "$schema": alt.SCHEMA_URL,
+        "datasets": {"curve": _records(curve), "marker": _records(marker), "hover": hover_data},
+        "layer": [
+            {"data": {"name": "curve"}, "mark": {"type": "area", "color": "#3d6fb6", "opacity": 0.12},
+             "encoding": {"x": x, "y": y}},
+            {"data": {"name": "curve"}, "mark": {"type": "line", "color": "#3d6fb6", "strokeWidth": 3},
+             "encoding": {"x": x, "y": y}},
+            {"data": {"name": "marker"}, "mark": {"type": "rule", "color": red, "strokeDash": [6, 4]},
+             "encoding": {"x": at_x}},
+            {"data": {"name": "marker"}, "mark": {"type": "rule", "color": red, "strokeDash": [2, 3]},
+             "encoding": {"y": at_y}},
+            {"data": {"name": "marker"}, "mark": {"type": "text", "align": "left", "dx": 8, "dy": 18, "color": red,
+                                                  "fontSize": 13, "fontWeight": "bold"},
+             "encoding": {"x": at_x, "y": at_y, "text": {"field": "label", "type": "nominal"}}},
+            *hover_layers,
+        ],
+        "params": params,
+        "height": 340,
+        "title": {"text": "Pareto curve", "anchor": "start", "fontSize": 16,
+                  "subtitle": f"red: the top {top:.0%} of customers and their share of revenue"},
+    }
 
 
-def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> alt.LayerChart | alt.FacetChart:
+def lorenz_chart(lorenz: Sequence[tuple[float, float]], gini: float) -> VegaLiteSpec:
     """The Lorenz curve against the line of equality (the gap between them shaded), with the Gini
     coefficient in the title."""
     curve = pd.DataFrame({"customers": [p[0] for p in lorenz], "revenue": [p[1] for p in lorenz]})
     curve["equality"] = curve["customers"]
-    x = alt.X("customers:Q", title="share of customers (smallest spenders first)",
-              axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1]))
-    y = alt.Y("revenue:Q", title="share of revenue", axis=alt.Axis(format=".0%"), scale=alt.Scale(domain=[0, 1]))
-    gap = alt.Chart(curve).mark_area(color="#e9a23b", opacity=0.18).encode(x=x, y=y, y2="equality:Q")
-    equality = alt.Chart(curve).mark_line(color="#9aa5b1", strokeDash=[6, 4]).encode(x=x, y=alt.Y("equality:Q"))
-    line = alt.Chart(curve).mark_line(color="#e9a23b", strokeWidth=3).encode(x=x, y=y)
-    hover = _hover_layer(curve, x, y, "smallest {x} of customers: {y} of revenue")
-    return alt.layer(gap, equality, line, *hover).properties(
-        title=alt.Title(f"Lorenz curve · Gini {gini:.2f}", anchor="start", fontSize=16,
-                        subtitle="dashed: every customer spending the same"), height=340)
+    x = _unit_axis("customers", "share of customers (smallest spenders first)")
+    y = _unit_axis("revenue", "share of revenue")
+    hover_data, hover_layers, params = _hover_layers(curve, x, y, "smallest {x} of customers: {y} of revenue")
+    return {
+        "$schema": alt.SCHEMA_URL,
+        "datasets": {"curve": _records(curve), "hover": hover_data},
+        "layer": [
+            {"data": {"name": "curve"}, "mark": {"type": "area", "color": "#e9a23b", "opacity": 0.18},
+             "encoding": {"x": x, "y": y, "y2": {"field": "equality"}}},
+            {"data": {"name": "curve"}, "mark": {"type": "line", "color": "#9aa5b1", "strokeDash": [6, 4]},
+             "encoding": {"x": x, "y": {"field": "equality", "type": "quantitative"}}},
+            {"data": {"name": "curve"}, "mark": {"type": "line", "color": "#e9a23b", "strokeWidth": 3},
+             "encoding": {"x": x, "y": y}},
+            *hover_layers,
+        ],
+        "params": params,
+        "height": 340,
+        "title": {"text": f"Lorenz curve · Gini {gini:.2f}", "anchor": "start", "fontSize": 16,
+                  "subtitle": "dashed: every customer spending the same"},
+    }
 
 
 def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, object]:
@@ -223,18 +267,28 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, object]:
     return spec
 
 
-def _hover_layer(curve: pd.DataFrame, x: alt.X, y: alt.Y, text: str) -> tuple[alt.Chart, alt.Chart]:
-    """A point and a tooltip on the curve nearest the pointer (Vega-Lite's nearest selection)."""
+def _hover_layers(curve: pd.DataFrame, x: dict[str, object], y: dict[str, object], text: str
+                  ) -> tuple[list[dict[str, object]], list[dict[str, object]], list[dict[str, object]]]:
+    """A point and a tooltip on the curve nearest the pointer (Vega-Lite's nearest selection): the
+    "hover" dataset's rows, the two layers, the chart's params."""
     data = curve[["customers", "revenue"]].copy()
     data["tip"] = [text.format(x=f"{a:.0%}", y=f"{b:.1%}") for a, b in zip(data["customers"], data["revenue"],
                                                                            strict=True)]
-    nearest = alt.selection_point(nearest=True, on="pointerover", fields=["customers"], empty=False,
-                                  clear="pointerout")
-    catcher = alt.Chart(data).mark_point(opacity=0, size=200).encode(
-        x=x, y=y, tooltip=alt.Tooltip("tip:N", title=None)).add_params(nearest)
-    dot = alt.Chart(data).mark_point(filled=True, size=70, color="#1f2933").encode(
-        x=x, y=y, opacity=alt.condition(nearest, alt.value(1), alt.value(0)))
-    return catcher, dot
+    catcher: dict[str, object] = {
+        "name": "hover_catcher", "data": {"name": "hover"}, "mark": {"type": "point", "opacity": 0, "size": 200},
+        "encoding": {"x": x, "y": y, "tooltip": {"field": "tip", "type": "nominal", "title": None}}}
+    dot = {"data": {"name": "hover"}, "mark": {"type": "point", "filled": True, "size": 70, "color": "#1f2933"},
+           "encoding": {"x": x, "y": y, "opacity": {"condition": {"param": "nearest", "value": 1, "empty": False},
+                                                    "value": 0}}}
+    params: list[dict[str, object]] = [{"name": "nearest", "views": ["hover_catcher"],
+                                        "select": {"type": "point", "nearest": True, "on": "pointerover",
+                                                   "fields": ["customers"], "clear": "pointerout"}}]
+    return _records(data), [catcher, dot], params
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """A small DataFrame as the list of row dicts a Vega-Lite dataset holds (plain Python values)."""
+    return cast(list[dict[str, object]], frame.to_dict(orient="records"))
 
 
 def rf_heatmap(mean_monetary: pd.DataFrame, counts: pd.DataFrame, currency: str = "GBP",

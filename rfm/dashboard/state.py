@@ -107,9 +107,10 @@ def concentration_for(data_key: CacheKey, _customers: pd.DataFrame) -> RevenueCo
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def chart_spec(name: str, key: CacheKey, _build: Callable[[], alt.TopLevelMixin]) -> dict[str, object]:
-    """The Vega-Lite dict of an Altair chart, built once per (name, key): the key must cover everything
-    the chart shows (data key, model key, ...); `_build` makes the chart on a miss.
+def chart_spec(name: str, key: CacheKey, _build: Callable[[], alt.TopLevelMixin | dict[str, Any]]) -> dict[str, object]:
+    """The Vega-Lite dict of a chart, built once per (name, key): the key must cover everything the
+    chart shows (data key, model key, ...); `_build` makes the chart (an Altair chart, or already the
+    Vega-Lite dict) on a miss.
 
     Its datasets are kept as the Arrow IPC bytes st.vega_lite_chart sends (made by Streamlit's own
     converter, which it skips for bytes): otherwise every run turns each dataset's rows into a DataFrame
@@ -118,7 +119,8 @@ def chart_spec(name: str, key: CacheKey, _build: Callable[[], alt.TopLevelMixin]
 
     from rfm.dashboard.charts import vega_lite_spec
 
-    spec = vega_lite_spec(_build())
+    built = _build()
+    spec = built if isinstance(built, dict) else vega_lite_spec(built)
     datasets = spec.get("datasets")
     if isinstance(datasets, dict):
         spec["datasets"] = {name: dataframe_util.convert_anything_to_arrow_bytes(rows)
