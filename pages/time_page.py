@@ -117,11 +117,9 @@ else:
 st.subheader("Do the segments predict who buys next?")
 left, right = st.columns(2)
 horizon = int(right.number_input("Next period (days)", min_value=7, max_value=730, value=views.DEFAULT_HORIZON_DAYS,
-                                 step=30,
-                                 key="time_horizon"))
+                                 step=30, key="time_horizon"))
 checked = left.date_input("Segments at", value=snapshot - timedelta(days=views.DEFAULT_CHECK_LOOKBACK_DAYS),
-                          max_value=snapshot,
-                          key=f"time_validate_{snapshot}",
+                          max_value=snapshot, key=f"time_validate_{snapshot}",
                           help="The segments of this snapshot are compared with what their customers did next.")
 try:
     checks = views.validation(*common, checked, horizon, returns, memory, source, model)

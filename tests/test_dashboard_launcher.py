@@ -229,13 +229,14 @@ def test_cmd_dashboard_passes_the_settings_file_and_loopback(monkeypatch: pytest
 
 def test_the_warm_up_imports_what_pages_import_on_their_first_visit() -> None:
     """In a fresh interpreter (a test process may have imported them already): scikit-learn for the Model
-    page, and pandas' Styler (its Jinja templates compiled) for the first page with a table."""
+    page, pandas' Styler (its Jinja templates compiled) for the first page with a table, Streamlit's emoji
+    table for the first label that is not plain ASCII."""
     code = ("import sys\nfrom rfm.dashboard import state\n"
-            "wanted = ('sklearn.cluster', 'pandas.io.formats.style')\n"
+            "wanted = ('sklearn.cluster', 'pandas.io.formats.style', 'streamlit.emojis')\n"
             "before = [m for m in wanted if m in sys.modules]\n"
             "state._import_page_libraries()\n"
             "print(before, [m for m in wanted if m in sys.modules])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=REPO)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[] ['sklearn.cluster', 'pandas.io.formats.style']"
+    assert done.stdout.strip() == "[] ['sklearn.cluster', 'pandas.io.formats.style', 'streamlit.emojis']"

@@ -312,10 +312,17 @@ def warm_caches() -> None:
 
 
 def _import_page_libraries() -> None:
-    """What pages import on their first visit: scikit-learn (the Model page) and pandas' Styler, whose
-    class compiles its Jinja templates on import (~0.2 s of the first page with a table, Segments)."""
+    """What pages import on their first visit: scikit-learn (the Model page), pandas' Styler, whose
+    class compiles its Jinja templates on import (~0.2 s of the first page with a table, Segments),
+    and Streamlit's emoji table: a widget label that is not plain ASCII ("R×F grid" on the Over time
+    page) is searched for a leading emoji with a pattern compiled from it on first use (~0.19 s)."""
     models.import_estimators()
     import pandas.io.formats.style  # noqa: F401
+
+    with contextlib.suppress(ImportError, AttributeError):  # Streamlit's internals: only a warm-up
+        from streamlit import string_util
+
+        string_util.extract_leading_emoji("R×F grid")
 
 
 def overview_charts(ctx: Context) -> dict[str, dict[str, object]]:

@@ -1,5 +1,6 @@
 """What the "Over time" page shows and reads back: the sidebar's source as a timeline source, cached
-calls into rfm.service.timeline, the biggest-moves table and the campaign list's file name.
+calls into rfm.service.timeline, the page's cached chart specs, the biggest-moves table and the campaign
+list's file name; and `warm`, the page's first view computed before its first visitor (the launcher).
 
 Why here and not in the page: pages/ only lays out widgets. The cached loaders return plain DataFrames
 (pickled by `st.cache_data`), keyed on the sidebar's data key (source, snapshot, returns), the active
