@@ -3,6 +3,7 @@ table it draws) and every chart a valid Vega-Lite spec showing the one number fo
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import date
@@ -167,3 +168,22 @@ def test_a_negative_revenue_per_customer_stays_inside_the_axis() -> None:
     spec = tc.revenue_per_customer_chart(validation_table(), COLORS, horizon_days=90, currency="GBP").to_dict()
     domain = spec["layer"][0]["encoding"]["x"]["scale"]["domain"]
     assert domain[0] < -0.203 and domain[1] > 5792.69
+
+
+def test_sankey_labels_of_thin_neighbours_move_apart_and_others_stay() -> None:
+    gap = 0.05
+    assert tc.spread_labels([0.1, 0.5, 0.9], gap) == [0.1, 0.5, 0.9]  # room enough: by their bars
+    placed = tc.spread_labels([0.30, 0.31, 0.32, 0.8], gap)
+    assert placed[0] == pytest.approx(0.30) and placed[3] == pytest.approx(0.8)
+    assert np.diff(placed[:3]) == pytest.approx([gap, gap])
+    assert tc.spread_labels([0.97, 0.98, 0.99], gap) == pytest.approx([0.875, 0.925, 0.975])  # up from the edge
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=14).map(sorted), st.floats(0.01, 0.07))
+def test_sankey_labels_never_overlap_and_stay_inside_when_they_fit(middles: list[float], gap: float) -> None:
+    placed = tc.spread_labels(middles, gap)
+    assert len(placed) == len(middles)
+    assert all(b - a >= gap - 1e-9 for a, b in itertools.pairwise(placed))
+    if len(middles) * gap <= 1:
+        assert min(placed) >= gap / 2 - 1e-9 and max(placed) <= 1 - gap / 2 + 1e-9

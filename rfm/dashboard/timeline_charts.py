@@ -13,6 +13,7 @@ palette); "not yet a customer" is a pale grey. Labels and tooltips use the one n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +30,9 @@ TEXT_COLOR = "#1f2933"
 BAND_OPACITY = 0.45
 NODE_WIDTH = 0.03  # of the chart's width, each side
 NODE_GAP = 0.025  # of the chart's height, between two segments of a side
+LEGEND_COLUMNS = 3  # legend entries a row under the stacked bars: fits a 390 px phone
+LEGEND_ROW_PX = 22
+LABEL_PX = 16  # a Sankey label's line height (13 px text)
 BAND_STEPS = 9  # points along each band's edges (a smoothstep curve, drawn with monotone interpolation)
 
 
@@ -103,6 +107,20 @@ def sankey_layout(moves: pd.DataFrame, order: Sequence[str], not_yet: str, *, st
     return SankeyLayout(nodes=nodes, links=links, bands=bands)
 
 
+def spread_labels(middles: Sequence[float], gap: float) -> list[float]:
+    """Label positions (top to bottom, in order) at least `gap` apart and as near as can be to
+    `middles` (each segment's bar), kept inside [gap / 2, 1 - gap / 2] when they fit: thin segments
+    next to each other would otherwise print their labels over one another."""
+    placed: list[float] = []
+    for middle in middles:  # down: each label at least a gap below the one above
+        placed.append(max(middle, placed[-1] + gap) if placed else max(middle, gap / 2))
+    bottom = 1 - gap / 2
+    for i in range(len(placed) - 1, -1, -1):  # then up from the bottom edge, where they overflowed
+        limit = bottom if i == len(placed) - 1 else placed[i + 1] - gap
+        placed[i] = min(placed[i], limit)
+    return placed
+
+
 def _color_scale(names: Sequence[str], colors: Mapping[str, str], not_yet: str | None = None) -> alt.Scale:
     domain = list(dict.fromkeys(names))
     return alt.Scale(domain=domain, range=[NOT_YET_COLOR if n == not_yet else colors.get(n, FALLBACK_COLOR)
@@ -115,10 +133,15 @@ def sankey(moves: pd.DataFrame, order: Sequence[str], colors: Mapping[str, str],
     band per (from, to) pair of the migration table, as wide as its customers; each side's segments
     are labelled with their customers."""
     layout = sankey_layout(moves, order, not_yet)
+    most = int(max(layout.nodes["side"].value_counts().max(), 1)) if len(layout.nodes) else 1
+    height = max(400, 28 * most + 80)
+    label_gap = LABEL_PX / (height - 60)  # a label's height in the unit square (the plot is ~60 px short)
     nodes = layout.nodes.assign(
         label=[f"{s} · {count(c)}" for s, c in zip(layout.nodes["segment"], layout.nodes["customers"], strict=True)],
         x0=[0.0 if side == "from" else 1 - NODE_WIDTH for side in layout.nodes["side"]],
-        middle=(layout.nodes["y0"] + layout.nodes["y1"]) / 2,
+        middle=np.concatenate([  # by each segment's bar, moved apart where thin segments crowd
+            spread_labels(((side_nodes["y0"] + side_nodes["y1"]) / 2).tolist(), label_gap)
+            for _, side_nodes in layout.nodes.groupby("side", sort=False)]) if len(layout.nodes) else [],
         when=[f"at {start.isoformat()}" if side == "from" else f"at {end.isoformat()}"
               for side in layout.nodes["side"]],
         customers_label=[count(c) for c in layout.nodes["customers"]])
@@ -150,12 +173,11 @@ def sankey(moves: pd.DataFrame, order: Sequence[str], colors: Mapping[str, str],
     right = alt.Chart(nodes[nodes["side"] == "to"]).mark_text(
         align="right", dx=-4, fontSize=13, color=TEXT_COLOR, baseline="middle").encode(
         x=alt.X("x0:Q", axis=None, scale=across), y=alt.Y("middle:Q", axis=None, scale=down), text="label:N")
-    most = int(max(nodes["side"].value_counts().max(), 1)) if len(nodes) else 1
     return alt.layer(flows, bars, left, right).properties(
         title=alt.Title("Movement between segments", anchor="start", fontSize=16,
                         subtitle=[f"left: segments at {start.isoformat()}",  # two lines: a phone is narrow
                                   f"right: segments at {end.isoformat()} · band width: customers"]),
-        height=max(400, 28 * most + 80)).configure_view(stroke=None)
+        height=height).configure_view(stroke=None)
 
 
 def sizes_over_time(trend: pd.DataFrame, order: Sequence[str], colors: Mapping[str, str],
@@ -181,13 +203,15 @@ def sizes_over_time(trend: pd.DataFrame, order: Sequence[str], colors: Mapping[s
                 axis=alt.Axis(labelAngle=0, labelOverlap="greedy")),
         y=alt.Y("value:Q", title=label, stack="zero", axis=alt.Axis(format=",.0f")),
         color=alt.Color("segment:N", scale=_color_scale(present, colors),
-                        legend=alt.Legend(orient="bottom", title=None, columns=3, labelLimit=220)),
+                        legend=alt.Legend(orient="bottom", title=None, columns=LEGEND_COLUMNS, labelLimit=220)),
         order=alt.Order("stack:Q"),
         tooltip=tooltip,
     ).properties(
         title=alt.Title("Segment sizes over time" if measure == "customers" else "Revenue by segment over time",
                         anchor="start", fontSize=16),
-        height=380)
+        # The chart is fitted into this height, legend included: each row of legend entries gets its own
+        # room, so ten grid segments do not squeeze the bars (or push the title out of view).
+        height=360 + LEGEND_ROW_PX * math.ceil(len(present) / LEGEND_COLUMNS))
 
 
 def _segment_bars(data: pd.DataFrame, colors: Mapping[str, str], value: str, domain: tuple[float, float], title: str,
