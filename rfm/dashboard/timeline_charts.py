@@ -185,7 +185,7 @@ def sizes_over_time(trend: pd.DataFrame, order: Sequence[str], colors: Mapping[s
     """Stacked bars: each snapshot's customers (or period revenue) by segment, most valuable on top."""
     present = [s for s in order if s in set(trend["segment"])]
     present += sorted(set(trend["segment"]) - set(present))
-    data = trend[trend["segment"].isin(present)].copy()
+    data = trend.copy()  # every segment is in `present`
     data["when"] = [pd.Timestamp(s).date().isoformat() for s in data["snapshot"]]
     data["stack"] = [len(present) - present.index(s) for s in data["segment"]]  # the first on top
     values = data[measure].astype("float64")
