@@ -14,9 +14,11 @@ of models/, and drives Debian's chromium with Playwright. Measures, from the bro
   each page on that server (what the launcher warmed, and what it did not), then warm rounds.
 
 Targets (issue 14): Overview under 2 s after `make run`, every page switch under 0.8 s, first visits
-included.
+included. With `--at-scale` (a large local log as the data, e.g. the 10-million-line demo log): the
+Overview under 4 s and every page switch, first visits included, under 1 s; the reference runs (a plain
+`streamlit run streamlit_app.py`, the minimal app) are left out there, as the real-data run measures them.
 
-    .venv/bin/python benchmarks/dashboard.py [--data PATH] [--cold-runs 3] [--warm-runs 5]
+    .venv/bin/python benchmarks/dashboard.py [--data PATH] [--at-scale] [--cold-runs 3] [--warm-runs 5]
 """
 
 from __future__ import annotations
@@ -122,6 +124,8 @@ def main() -> int:
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--warm-runs", type=int, default=5)
     parser.add_argument("--switch-rounds", type=int, default=3)
+    parser.add_argument("--at-scale", action="store_true",
+                        help="a large log: targets Overview < 4 s, page switches < 1 s; no reference runs")
     args = parser.parse_args()
     if not Path(args.data).exists():
         raise SystemExit(f"{args.data} not found (the real data lives in ../shared/data)")
@@ -143,8 +147,9 @@ def main() -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             # Alternate the two entries so both see the same machine conditions.
+            entries = ((PRODUCT_ENTRY, cold),) if args.at_scale else ((PLAIN_ENTRY, cold_plain), (PRODUCT_ENTRY, cold))
             for run in range(args.cold_runs):
-                for entry, results in ((PLAIN_ENTRY, cold_plain), (PRODUCT_ENTRY, cold)):
+                for entry, results in entries:
                     proc, url, seconds = start(env, tmp / f"streamlit-{Path(entry).stem}-{run}.log", entry)
                     ready[entry].append(seconds)
                     try:
@@ -154,7 +159,8 @@ def main() -> int:
                     finally:
                         proc.terminate()
                         proc.wait(timeout=20)
-            measure_floor(browser, tmp, args.warm_runs, floor)
+            if not args.at_scale:
+                measure_floor(browser, tmp, args.warm_runs, floor)
             browser.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -164,39 +170,56 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"`streamlit run {PRODUCT_ENTRY}` (make run): server start -> healthy {_fmt(ready[PRODUCT_ENTRY])}")
     print("  Overview cold (fresh server, empty browser cache), charts drawn:")
-    print(f"    {_fmt([c for _, c in cold])}   target < 3 s; title shown after {_fmt([t for t, _ in cold])}")
-    print(f"`streamlit run {PLAIN_ENTRY}` (reference, no warm-up): server start -> healthy "
-          f"{_fmt(ready[PLAIN_ENTRY])}")
-    print("  Overview cold, charts drawn:")
-    print(f"    {_fmt([c for _, c in cold_plain])}; title shown after {_fmt([t for t, _ in cold_plain])}")
+    first_target, switch_target = targets(args)
+    print(f"    {_fmt([c for _, c in cold])}   target < {first_target:g} s; "
+          f"title shown after {_fmt([t for t, _ in cold])}")
+    if cold_plain:
+        print(f"`streamlit run {PLAIN_ENTRY}` (reference, no warm-up): server start -> healthy "
+              f"{_fmt(ready[PLAIN_ENTRY])}")
+        print("  Overview cold, charts drawn:")
+        print(f"    {_fmt([c for _, c in cold_plain])}; title shown after {_fmt([t for t, _ in cold_plain])}")
     print("Overview warm (server caches filled; new session, empty browser cache), charts drawn:")
     print(f"    {_fmt([c for _, c in warm])}; title shown after {_fmt([t for t, _ in warm])}")
-    print("Floor: a minimal Streamlit app (a title, three 3-point Vega-Lite charts), same measure, warm server:")
-    print(f"    {_fmt([c for _, c in floor])}; title shown after {_fmt([t for t, _ in floor])}")
+    if floor:
+        print("Floor: a minimal Streamlit app (a title, three 3-point Vega-Lite charts), same measure, warm server:")
+        print(f"    {_fmt([c for _, c in floor])}; title shown after {_fmt([t for t, _ in floor])}")
     if floor and cold:
         ratio = statistics.median(c for _, c in cold) / statistics.median(c for _, c in floor)
         print(f"    Overview cold / floor: {ratio:.2f}x")
     print("Overview warm (server caches filled; new tab, browser HTTP cache filled), charts drawn:")
     print(f"    {_fmt([c for _, c in warm_cached])}; title shown after {_fmt([t for t, _ in warm_cached])}")
     for title, seconds in first_visits.items():
-        print(f"page switch -> {title:<9} (first visit):   {seconds:.2f} s   target < 0.8 s")
+        print(f"page switch -> {title:<9} (first visit):   {seconds:.2f} s   target < {switch_target:g} s")
     for title, values in switches.items():
-        print(f"page switch -> {title:<9} (warm):          {_fmt(values)}   target < 0.8 s")
+        print(f"page switch -> {title:<9} (warm):          {_fmt(values)}   target < {switch_target:g} s")
     every = [v for values in switches.values() for v in values]
-    print(f"page switch, all pages (warm):             {_fmt(every)}   target < 0.8 s")
+    print(f"page switch, all pages (warm):             {_fmt(every)}   target < {switch_target:g} s")
+    report(args, cold, floor, first_visits, every)
+    return 0
+
+
+def targets(args: argparse.Namespace) -> tuple[float, float]:
+    """(Overview cold, every page switch) in seconds: issue 14's targets for the real data or a large log."""
+    return (4.0, 1.0) if args.at_scale else (2.0, 0.8)
+
+
+def report(args: argparse.Namespace, cold: list[tuple[float, float]], floor: list[tuple[float, float]],
+           first_visits: dict[str, float], every: list[float]) -> None:
+    """The rows for docs/PERFORMANCE.md, with the targets of the real data or (`--at-scale`) a large log."""
+    first_target, switch_target = targets(args)
+    name = f"dashboard at scale ({Path(args.data).name})" if args.at_scale else "dashboard"
     if cold:
         first = statistics.median(c for _, c in cold)
-        figure("dashboard", "first page after `make run`: Overview drawn (median, cold)", first, "s",
+        figure(name, "first page after `make run`: Overview drawn (median, cold)", first, "s",
                baseline=statistics.median(c for _, c in floor) if floor else None,
-               baseline_name="a minimal Streamlit app", target="< 2 s", met=first < 2)
+               baseline_name="a minimal Streamlit app", target=f"< {first_target:g} s", met=first < first_target)
     if first_visits:
         slowest = max(first_visits, key=first_visits.__getitem__)
-        figure("dashboard", f"page switch, first visit of each page (slowest: {slowest})", first_visits[slowest],
-               "s", target="< 0.8 s", met=first_visits[slowest] < 0.8)
+        figure(name, f"page switch, first visit of each page (slowest: {slowest})", first_visits[slowest],
+               "s", target=f"< {switch_target:g} s", met=first_visits[slowest] < switch_target)
     if every:
-        figure("dashboard", "page switch, slowest of all pages (warm)", max(every), "s", target="< 0.8 s",
-               met=max(every) < 0.8)
-    return 0
+        figure(name, "page switch, slowest of all pages (warm)", max(every), "s", target=f"< {switch_target:g} s",
+               met=max(every) < switch_target)
 
 
 def measure_floor(browser, tmp: Path, runs: int, results: list[tuple[float, float]]) -> None:  # type: ignore[no-untyped-def]
