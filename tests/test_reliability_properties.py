@@ -159,3 +159,51 @@ def test_reference_rule_sanity(tmp_path: Path) -> None:
     assert reference_rule("1", 1, 1, now + timedelta(days=2)) == "future_date"
     assert reference_rule("1", 1, 0, now) == "bad_price"
     assert reference_rule("1", 1, 1, now) is None
+
+
+@st.composite
+def logs_with_repeats(draw: st.DrawFn) -> list[tuple[str, str, str, float, float, str | None]]:
+    """Lines drawn from a few values each (so exact duplicates and near duplicates are common), some
+    repeated on purpose: (invoice, stock code, customer, quantity, price, country)."""
+    line = st.tuples(st.sampled_from(["1", "2", "C3"]), st.sampled_from(["A", "B"]), st.sampled_from(["7", "8"]),
+                     st.sampled_from([-2.0, 1.0, 3.0]), st.sampled_from([0.5, 2.0]),
+                     st.sampled_from(["UK", "France", None]))
+    lines = draw(st.lists(line, min_size=1, max_size=20))
+    repeats = draw(st.lists(st.integers(0, len(lines) - 1), max_size=8))
+    return lines + [lines[i] for i in repeats]
+
+
+@SETTINGS
+@given(rows=logs_with_repeats(), collide=st.booleans())
+def test_deduplication_by_repeated_keys_keeps_the_same_lines(tmp_path_factory: pytest.TempPathFactory,
+                                                             rows: list[tuple[str, str, str, float, float, str | None]],
+                                                             collide: bool) -> None:
+    """`rfm ingest`'s de-duplication (only lines sharing a line key go through DISTINCT) keeps exactly the
+    lines of the whole-line DISTINCT, also when a key is listed that no two lines share (a hash collision)."""
+    from rfm.data.query import cleaned_lines_by_keys_sql, cleaned_lines_sql, repeated_line_keys_sql
+
+    path = tmp_path_factory.mktemp("log") / "log.parquet"
+    pq.write_table(pa.table({
+        "InvoiceNo": [r[0] for r in rows], "StockCode": [r[1] for r in rows], "CustomerID": [r[2] for r in rows],
+        "Quantity": [r[3] for r in rows], "UnitPrice": [r[4] for r in rows],
+        "InvoiceDate": pa.array([datetime(2011, 3, 1, 10)] * len(rows), pa.timestamp("s")),
+        "Country": pa.array([r[5] for r in rows], pa.string()),
+    }), path)
+    con = connect()
+    try:
+        view = load_source(con, [path]).view
+        con.execute(f"CREATE TEMP TABLE repeated AS {repeated_line_keys_sql(view)}")
+        total = con.execute("SELECT lines FROM repeated WHERE _line_hash IS NULL").fetchall()
+        if collide:  # every line's key listed: every kept line through the DISTINCT
+            con.execute(f"INSERT INTO repeated SELECT DISTINCT _line_hash, _customer_key, 2 FROM {view}")
+        by_keys = sorted(con.execute(cleaned_lines_by_keys_sql(view, "repeated")).fetchall(), key=repr)
+        whole = sorted(con.execute(cleaned_lines_sql(view)).fetchall(), key=repr)
+        repeated = con.execute("SELECT count(*) FROM repeated WHERE _line_hash IS NOT NULL").fetchone()
+    finally:
+        con.close()
+    assert by_keys == whole
+    is_kept = [(r[3] > 0) != r[0].startswith("C") for r in rows]  # purchases, and returns on C invoices
+    kept = {r for r, k in zip(rows, is_kept, strict=True) if k}
+    assert len(whole) == len(kept)
+    assert total == [(sum(is_kept),)]  # every kept line counted once, duplicates included
+    assert repeated is not None and (repeated[0] > 0) == (len(kept) < sum(is_kept) or collide)

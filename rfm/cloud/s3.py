@@ -24,7 +24,7 @@ from typing import Protocol, TypedDict, TypeVar
 
 from rfm.data.cleaning import CleaningReport, cleaning_report, written_log_report
 from rfm.data.engine import own_threads, quote_literal
-from rfm.data.ingest import cleaned_log_sql
+from rfm.data.ingest import cleaned_log
 from rfm.data.query import CLEANED_COLUMNS
 from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, SourceOptions, opened_source
 from rfm.errors import RfmError
@@ -117,20 +117,20 @@ def write_partitioned(
     with opened_source(paths, options, memory_limit=memory_limit) as (con, source):
         own_threads(con)  # a sorted copy, not an aggregation: see rfm.data.engine
         columns = ", ".join(CLEANED_COLUMNS)
-        cleaned = cleaned_log_sql(source)
-        con.execute(
-            f"COPY (SELECT {columns}, CAST(year(invoice_date) AS INTEGER) AS year, "
-            f"CAST(month(invoice_date) AS INTEGER) AS month FROM ({cleaned}) AS c "
-            f"ORDER BY invoice_date, customer_id) "
-            f"TO {quote_literal(str(folder))} (FORMAT parquet, COMPRESSION zstd, "
-            f"PARTITION_BY ({', '.join(PARTITION_COLUMNS)}), FILENAME_PATTERN 'part-{{uuid}}', "
-            f"KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}})"
-        )
+        with cleaned_log(con, source) as cleaned:
+            con.execute(
+                f"COPY (SELECT {columns}, CAST(year(invoice_date) AS INTEGER) AS year, "
+                f"CAST(month(invoice_date) AS INTEGER) AS month FROM ({cleaned.sql}) AS c "
+                f"ORDER BY invoice_date, customer_id) "
+                f"TO {quote_literal(str(folder))} (FORMAT parquet, COMPRESSION zstd, "
+                f"PARTITION_BY ({', '.join(PARTITION_COLUMNS)}), FILENAME_PATTERN 'part-{{uuid}}', "
+                f"KV_METADATA {{{CLEANED_MARKER_KEY}: {quote_literal(CLEANED_MARKER_VALUE)}}})"
+            )
         # The report after the files: what the de-duplication kept is counted in the files just written
         # (none when nothing was kept: then from the log).
         written = os.path.join(os.fspath(folder), "**", "*.parquet")
         if glob.glob(written, recursive=True):
-            return written_log_report(con, source.view, written)
+            return written_log_report(con, source.view, written, kept_rows=cleaned.kept_rows)
         return cleaning_report(con, source.view)
 
 

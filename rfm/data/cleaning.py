@@ -10,7 +10,7 @@ from typing import Literal, NamedTuple
 import duckdb
 
 from rfm.data.engine import first_row, quote_identifier, quote_literal
-from rfm.data.query import cleaned_kept_summary_sql, cleaning_report_sql
+from rfm.data.query import cleaned_kept_summary_sql, cleaning_report_sql, rule_totals_sql
 
 RULES: tuple[tuple[str, str], ...] = (
     ("no_customer", "no customer id"),
@@ -151,17 +151,25 @@ def cleaning_report(con: duckdb.DuckDBPyConnection, view: str, snapshot: date | 
     return CleaningReport(**values, repeated_files=repeated_files(con, view))
 
 
-def written_log_report(con: duckdb.DuckDBPyConnection, view: str, parquet: str) -> CleaningReport:
+def written_log_report(con: duckdb.DuckDBPyConnection, view: str, parquet: str, *,
+                       kept_rows: int | None = None) -> CleaningReport:
     """The cleaning report of the log in `view` whose cleaned lines `rfm ingest` has just written to the
     Parquet files `parquet` (a path or glob): what de-duplication kept is read from them (see
-    `cleaned_kept_summary_sql`), so the log is not de-duplicated a second time for the report."""
-    kept = "_written_kept"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS "
-                + cleaned_kept_summary_sql(f"read_parquet({quote_literal(parquet)})", quote_identifier(view)))
+    `cleaned_kept_summary_sql`), so the log is not de-duplicated a second time for the report. `kept_rows`,
+    the purchases and returns before de-duplication when the writing counted them: when every valid line
+    is one of them, the log is not read again for the other kinds."""
+    totals, kept = "_written_totals", "_written_kept"
+    source = quote_identifier(view)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {totals} AS {rule_totals_sql(source)}")
     try:
-        return cleaning_report(con, view, kept=kept)
+        row = first_row(con.execute(f"SELECT valid_rows FROM {totals}"))
+        other_kinds = kept_rows is None or (row is not None and row[0] > kept_rows)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {kept} AS " + cleaned_kept_summary_sql(
+            f"read_parquet({quote_literal(parquet)})", source, other_kinds=other_kinds))
+        return cleaning_report(con, view, totals=totals, kept=kept)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {kept}")
+        con.execute(f"DROP TABLE IF EXISTS {totals}")
 
 
 def repeated_files(con: duckdb.DuckDBPyConnection, view: str) -> tuple[tuple[str, str], ...]:

@@ -141,6 +141,33 @@ def cleaned_lines_sql(source: str, snapshot: date | None = None, *, keys: bool =
     )
 
 
+def repeated_line_keys_sql(source: str) -> str:
+    """The (line hash, customer) pairs that more than one kept line shares, with their `lines`: the only
+    lines that can be exact duplicates (identical lines share both). Narrow fixed-width keys, so grouping
+    every line of a large log by them costs a fraction of a DISTINCT over whole lines. Plus one row with
+    NULL keys whose `lines` counts every kept line (a grouping set of its own, in the same pass)."""
+    return (f"SELECT _line_hash, _customer_key, count(*) AS lines FROM ({kept_lines_sql(source)}) AS kept "
+            "GROUP BY GROUPING SETS ((_line_hash, _customer_key), ()) "
+            "HAVING count(*) > 1 OR GROUPING(_line_hash) = 1")
+
+
+def cleaned_lines_by_keys_sql(source: str, repeated: str) -> str:
+    """`cleaned_lines_sql(source)`'s lines (same columns, same rows) given `repeated`, a relation of
+    `repeated_line_keys_sql(source)` (its NULL-key row matches no line): a line whose key no other line
+    shares is kept as it is read, and only the few lines with a shared key go through a DISTINCT over
+    whole lines (a hash collision puts a line there and changes nothing). On 100 million lines the
+    whole-line DISTINCT spilled to disk."""
+    outer = ", ".join(["CAST(_customer_key AS VARCHAR) AS customer_id", *CLEANED_COLUMNS[1:]])
+    inner = ", ".join(["_customer_key", *CLEANED_COLUMNS[1:]])
+    kept = f"({kept_lines_sql(source)}) AS kept"
+    keys = f"{repeated} USING (_line_hash, _customer_key)"
+    return (
+        f"SELECT {outer} FROM (SELECT {inner} FROM {kept} ANTI JOIN {keys} "
+        f"UNION ALL SELECT {inner} FROM (SELECT DISTINCT _line_hash, {inner} FROM {kept} SEMI JOIN {keys}) "
+        "AS repeated_lines) AS distinct_lines"
+    )
+
+
 def rfm_sql(
     source: str,
     *,
@@ -313,46 +340,57 @@ FROM {summary}
 """.strip()
 
 
-def cleaned_kept_summary_sql(cleaned: str, source: str) -> str:
+def cleaned_kept_summary_sql(cleaned: str, source: str, *, other_kinds: bool = True) -> str:
     """`kept_summary_sql`'s figures for a log whose cleaned lines were just written (`rfm ingest`): the
     purchases and returns from `cleaned` (the written file: one row per distinct kept line), the other
-    kinds from the lines of `source` that pass the row rules but are neither (a few; de-duplicated here).
-    So the log is de-duplicated once, by the writing, instead of a second time for the report."""
+    kinds from the lines of `source` that pass the row rules but are neither (a few; de-duplicated here;
+    with `other_kinds` false, when the caller counted none, the log is not read for them).
+    So the log is de-duplicated once, by the writing, instead of a second time for the report.
+
+    The distinct customers and invoices are counted in a query of their own: beside the other
+    aggregates DuckDB took 7.3 s for them on 73 million lines, alone 1.3 s."""
     def count(condition: str) -> str:
         return f"count(*) FILTER (WHERE {condition})"
 
     def revenue(condition: str) -> str:
         return f"coalesce(sum(amount) FILTER (WHERE {condition}), 0)"
 
-    others = (f"SELECT {LINE_KIND} AS kind, amount FROM (SELECT DISTINCT _line_hash, _customer_key, _invoice_key, "
-              f"invoice_date, amount, _cancellation FROM ({valid_lines_sql(source)} AND NOT {IS_PURCHASE_OR_RETURN}) "
-              "AS v) AS d")
-    return f"""
-WITH written AS (
-    SELECT
-        count(*) AS lines, {count("amount > 0")} AS purchase_lines, {count("amount < 0")} AS return_lines,
-        count(DISTINCT customer_id) FILTER (WHERE amount > 0) AS customers,
-        count(DISTINCT invoice_id) FILTER (WHERE amount > 0) AS invoices,
-        min(invoice_date) AS first_date, max(invoice_date) AS last_date,
-        {revenue("amount > 0")} AS purchase_revenue, {revenue("amount < 0")} AS returned_revenue
-    FROM {cleaned}
-),
-others AS (
-    SELECT
+    if other_kinds:
+        rows = (f"SELECT {LINE_KIND} AS kind, amount FROM (SELECT DISTINCT _line_hash, _customer_key, _invoice_key, "
+                f"invoice_date, amount, _cancellation FROM ({valid_lines_sql(source)} AND NOT {IS_PURCHASE_OR_RETURN}) "
+                "AS v) AS d")
+        others = f"""SELECT
         count(*) AS lines,
         {count("kind = 'stock_adjustment'")} AS stock_adjustment,
         {revenue("kind = 'stock_adjustment'")} AS stock_adjustment_revenue,
         {count("kind = 'other'")} AS not_purchase_or_return,
         {revenue("kind = 'other'")} AS not_purchase_or_return_revenue
-    FROM ({others}) AS o
+    FROM ({rows}) AS o"""
+    else:
+        others = ("SELECT 0::BIGINT AS lines, 0::BIGINT AS stock_adjustment, 0.0::DOUBLE AS stock_adjustment_revenue, "
+                  "0::BIGINT AS not_purchase_or_return, 0.0::DOUBLE AS not_purchase_or_return_revenue")
+    return f"""
+WITH written AS (
+    SELECT
+        count(*) AS lines, {count("amount > 0")} AS purchase_lines, {count("amount < 0")} AS return_lines,
+        min(invoice_date) AS first_date, max(invoice_date) AS last_date,
+        {revenue("amount > 0")} AS purchase_revenue, {revenue("amount < 0")} AS returned_revenue
+    FROM {cleaned}
+),
+buyers AS (
+    SELECT count(DISTINCT customer_id) AS customers, count(DISTINCT invoice_id) AS invoices
+    FROM {cleaned} WHERE amount > 0
+),
+others AS (
+    {others}
 )
 SELECT
     written.lines + others.lines AS distinct_rows,
     others.stock_adjustment, others.stock_adjustment_revenue,
     others.not_purchase_or_return, others.not_purchase_or_return_revenue,
-    written.purchase_lines, written.return_lines, written.customers, written.invoices,
+    written.purchase_lines, written.return_lines, buyers.customers, buyers.invoices,
     written.first_date, written.last_date, written.purchase_revenue, written.returned_revenue
-FROM written CROSS JOIN others
+FROM written CROSS JOIN buyers CROSS JOIN others
 """.strip()
 
 
