@@ -197,11 +197,12 @@ def test_deduplication_by_repeated_keys_keeps_the_same_lines(tmp_path_factory: p
         if collide:  # every line's key listed: every kept line through the DISTINCT
             con.execute(f"INSERT INTO repeated SELECT DISTINCT _line_hash, _customer_key, 2 FROM {view}")
         by_keys = sorted(con.execute(cleaned_lines_by_keys_sql(view, "repeated")).fetchall(), key=repr)
+        by_date = sorted(con.execute(cleaned_lines_by_keys_sql(view, "repeated", by_date=True)).fetchall(), key=repr)
         whole = sorted(con.execute(cleaned_lines_sql(view)).fetchall(), key=repr)
         repeated = con.execute("SELECT count(*) FROM repeated WHERE _line_hash IS NOT NULL").fetchone()
     finally:
         con.close()
-    assert by_keys == whole
+    assert by_keys == whole == by_date
     is_kept = [(r[3] > 0) != r[0].startswith("C") for r in rows]  # purchases, and returns on C invoices
     kept = {r for r, k in zip(rows, is_kept, strict=True) if k}
     assert len(whole) == len(kept)

@@ -345,3 +345,19 @@ def test_the_ingest_report_counts_what_the_written_file_kept(tmp_path, log):
 def test_the_ingest_report_on_the_real_data(tmp_path, online_retail_parquet):
     r = _ingested_report_against_the_log_s(tmp_path, [online_retail_parquet])
     assert r.duplicate > 0 and r.return_lines > 0
+
+
+def test_the_ingested_file_is_sorted_by_date_with_the_customer_as_text(tmp_path):
+    """The README's promise (a cleaned file sorted by date), for a log written out of order whose repeated
+    lines take the de-duplication's other branch."""
+    from rfm.data.ingest import ingest
+
+    rows = [line(str(200 + i), 1 + i % 3, f"2011-0{1 + (7 * i) % 9}-1{i % 10} 10:00", 2.0, 10 + i % 4)
+            for i in range(40)]
+    path = write_log(tmp_path / "log.csv", rows + rows[5:9])  # four lines twice
+    ingest([path], tmp_path / "cleaned.parquet")
+    written = pd.read_parquet(tmp_path / "cleaned.parquet")
+    assert len(written) == 40
+    assert written["invoice_date"].is_monotonic_increasing and not pd.Series(
+        pd.to_datetime([r[4] for r in rows])).is_monotonic_increasing
+    assert set(written["customer_id"]) == {"10", "11", "12", "13"}
