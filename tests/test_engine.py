@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from rfm.data.engine import connect, own_threads, quote_identifier, threads_for
+from rfm.data.engine import connect, own_threads, partitioned_aggregation, quote_identifier, threads_for
 from rfm.data.query import rfm_sql
 from rfm.data.sources import opened_source
 
@@ -37,6 +37,14 @@ def test_connections_run_the_chosen_threads() -> None:
     con = connect()
     own_threads(con)  # `rfm ingest`'s sorted copy runs DuckDB's own thread count
     assert _threads(con) == detected
+
+
+def test_the_repeated_keys_pass_runs_3_threads_on_2_cores_then_the_connection_s_again() -> None:
+    detected = _threads(duckdb.connect())
+    con = connect("2GB", threads=1)
+    with partitioned_aggregation(con):
+        assert _threads(con) == (3 if detected == 2 else detected)
+    assert _threads(con) == 1
 
 
 def test_the_rfm_table_does_not_depend_on_the_threads(demo_parquet: Path) -> None:

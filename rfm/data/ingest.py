@@ -15,7 +15,7 @@ from typing import NamedTuple
 import duckdb
 
 from rfm.data.cleaning import CleaningReport, written_log_report
-from rfm.data.engine import first_row, own_threads, quote_identifier, quote_literal
+from rfm.data.engine import first_row, own_threads, partitioned_aggregation, quote_identifier, quote_literal
 from rfm.data.query import CLEANED_COLUMNS, cleaned_lines_by_keys_sql, repeated_line_keys_sql
 from rfm.data.sources import CLEANED_MARKER_KEY, CLEANED_MARKER_VALUE, LoadedSource, SourceOptions, opened_source
 from rfm.data.table import check_output, copy_to
@@ -43,7 +43,8 @@ def cleaned_log(con: duckdb.DuckDBPyConnection, source: LoadedSource) -> Iterato
         sql = f"SELECT {', '.join(CLEANED_COLUMNS)} FROM {view}"
         yield CleanedLog(sql, sql + " ORDER BY invoice_date", None)
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {REPEATED_KEYS} AS {repeated_line_keys_sql(view)}")
+    with partitioned_aggregation(con):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {REPEATED_KEYS} AS {repeated_line_keys_sql(view)}")
     try:
         row = first_row(con.execute(f"SELECT lines FROM {REPEATED_KEYS} WHERE _line_hash IS NULL"))
         con.execute(f"DELETE FROM {REPEATED_KEYS} WHERE _line_hash IS NULL")
