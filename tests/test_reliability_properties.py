@@ -208,3 +208,32 @@ def test_deduplication_by_repeated_keys_keeps_the_same_lines(tmp_path_factory: p
     assert len(whole) == len(kept)
     assert total == [(sum(is_kept),)]  # every kept line counted once, duplicates included
     assert repeated is not None and (repeated[0] > 0) == (len(kept) < sum(is_kept) or collide)
+
+
+_INVOICE_CHARS = st.sampled_from([" ", "\t", "\x01", "C", "c", "D", "d", "B", "b", "1", "é", "Ｃ", "!"])
+# Ids around every boundary of the byte ranges, in every example.
+_TRICKY_INVOICES = [" c1", "  C2", "\tC3", "", "C", "c", "D1", "d1", "!C", "Ｃ1", "B9", "b", " ", "\t1 ", "\x01"]
+
+
+@SETTINGS
+@given(invoices=st.lists(st.one_of(st.text(alphabet=_INVOICE_CHARS, max_size=5), st.text(max_size=6)),
+                         min_size=1, max_size=30))
+def test_invoice_ids_lose_outer_spaces_and_cancellations_start_with_c(tmp_path_factory: pytest.TempPathFactory,
+                                                                  invoices: list[str]) -> None:
+    """The source's invoice id and `_cancellation` (byte ranges on the raw text, for speed) against the
+    rules in plain Python: the id without outer spaces; a cancellation's id starts with C or c."""
+    path = tmp_path_factory.mktemp("log") / "log.parquet"
+    invoices = _TRICKY_INVOICES + [i.replace("\x00", "") for i in invoices]
+    pq.write_table(pa.table({
+        "InvoiceNo": invoices, "StockCode": ["A"] * len(invoices), "CustomerID": ["7"] * len(invoices),
+        "Quantity": [1.0] * len(invoices), "UnitPrice": [2.0] * len(invoices),
+        "InvoiceDate": pa.array([datetime(2011, 3, 1, 10)] * len(invoices), pa.timestamp("s")),
+    }), path)
+    con = connect()
+    try:
+        view = load_source(con, [path]).view
+        rows = con.execute(f"SELECT _cancellation, invoice_id FROM {view}").fetchall()
+    finally:
+        con.close()
+    assert [r[0] for r in rows] == [i.lstrip(" ")[:1] in ("C", "c") for i in invoices]
+    assert [r[1] for r in rows] == [i.strip(" ") or None for i in invoices]  # ids without outer spaces

@@ -525,17 +525,23 @@ def _canonical_select(
     if mapping.invoice_id is not None:
         text = f"CAST({q(mapping.invoice_id)} AS VARCHAR)"
         # trim() only where there is something to trim: it copies every string, and logs are large.
+        # `text < '!'` for "starts with a space" (see the cancellation below; trim changes nothing on the
+        # other texts it lets through).
         exprs[C.INVOICE_ID] = (
-            f"NULLIF(CASE WHEN starts_with({text}, ' ') OR ends_with({text}, ' ') THEN trim({text}) "
+            f"NULLIF(CASE WHEN {text} < '!' OR ends_with({text}, ' ') THEN trim({text}) "
             f"ELSE {text} END, '')"
         )
         # In a cleaned log every negative line is a return (invoice ids may be derived ones). Otherwise the
         # (trimmed) invoice id starts with C or c, tested on the raw text: the trimmed id's expression,
         # inlined into every filter that reads `_cancellation`, was a third of the raw table's time.
+        # Prefixes as byte-wise ranges (`C` <= text < `D` is "starts with C"; text < '!' holds for every
+        # text starting with a space, and for the others, which start with a control character or are
+        # empty, ltrim (spaces only) changes nothing and no C follows): DuckDB compares a string's first
+        # bytes in place, so the raw 10M table took 1.03-1.08 s instead of 1.19-1.26 s with starts_with.
         cancellation = (
             f"({exprs[C.AMOUNT]}) < 0" if cleaned
-            else f"CASE WHEN starts_with({text}, ' ') THEN starts_with(lower(ltrim({text})), 'c') "
-                 f"ELSE starts_with({text}, 'C') OR starts_with({text}, 'c') END"
+            else f"CASE WHEN {text} < '!' THEN starts_with(lower(ltrim({text})), 'c') "
+                 f"ELSE ({text} >= 'C' AND {text} < 'D') OR ({text} >= 'c' AND {text} < 'd') END"
         )
     else:
         # Without invoice ids an invoice is a customer's purchases on one day, and a negative line is
