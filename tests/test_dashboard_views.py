@@ -274,13 +274,27 @@ def test_scatter_samples_large_tables_and_keeps_segment_colours(demo_table: pd.D
     small = charts.customer_scatter(assigned, colors, order, max_points=100)
     shown = int((assigned["monetary"] > 0).sum())
     title = small.to_dict()["title"]
-    assert len(small.data) == 100 and title["subtitle"] == f"a seeded sample of 100 of {shown:,} customers"
+    assert abs(len(small.data) - 100) <= assigned["segment"].nunique()  # each segment rounded
+    assert title["subtitle"] == [f"a seeded sample of {len(small.data):,} of {shown:,} customers,",
+                                 "each segment in proportion"]
+    drawn = assigned.loc[assigned["monetary"] > 0, "segment"].value_counts()
+    assert set(small.data["segment"]) == set(drawn.index)  # no segment left out
+    shares = small.data["segment"].value_counts() / len(small.data)
+    assert ((shares - drawn / drawn.sum()).abs() < 0.05).all()
     assert small.data.equals(charts.customer_scatter(assigned, colors, order, max_points=100).data)  # seeded
     full = charts.customer_scatter(assigned, colors, order, max_points=10**6)
     assert len(full.data) == int((assigned["monetary"] > 0).sum()) and "subtitle" not in full.to_dict()["title"]
     scale = full.to_dict()["encoding"]["color"]["scale"]
     assert scale["range"] == [colors[n] for n in scale["domain"]]
     assert (full.data["plotted"] > 0).all()  # log axis: recency 0 is drawn at 0.5
+
+
+def test_the_scatter_sample_keeps_each_segment_in_proportion_and_a_tiny_one_visible() -> None:
+    data = pd.DataFrame({"segment": ["big"] * 3000 + ["mid"] * 996 + ["tiny"] * 4, "v": range(4000)})
+    sample = charts.proportional_sample(data, "segment", 1000, seed=3)
+    assert sample["segment"].value_counts().to_dict() == {"big": 750, "mid": 249, "tiny": 1}
+    assert sample.equals(charts.proportional_sample(data, "segment", 1000, seed=3))  # seeded
+    assert not sample["v"].duplicated().any()
 
 
 def test_reconciliation_names_every_step_from_raw_lines_to_the_revenue_shown(tmp_path: Path) -> None:
