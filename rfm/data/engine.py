@@ -86,8 +86,9 @@ def partitioned_aggregation(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     row = first_row(con.execute("SELECT current_setting('threads')"))
     con.execute("RESET threads")
     cores = first_row(con.execute("SELECT current_setting('threads')"))
-    if cores and int(cores[0]) == 2:
-        con.execute("SET threads = 3")
+    chosen = threads_for(int(cores[0]), memory_limit=None) if cores else None  # as if there were no limit
+    if chosen:
+        con.execute(f"SET threads = {chosen}")
     try:
         yield
     finally:

@@ -359,20 +359,17 @@ def cleaned_kept_summary_sql(cleaned: str, source: str, *, other_kinds: bool = T
     def revenue(condition: str) -> str:
         return f"coalesce(sum(amount) FILTER (WHERE {condition}), 0)"
 
-    if other_kinds:
-        rows = (f"SELECT {LINE_KIND} AS kind, amount FROM (SELECT DISTINCT _line_hash, _customer_key, _invoice_key, "
-                f"invoice_date, amount, _cancellation FROM ({valid_lines_sql(source)} AND NOT {IS_PURCHASE_OR_RETURN}) "
-                "AS v) AS d")
-        others = f"""SELECT
+    # With `other_kinds` false the same aggregates run over no rows: zeros of the same types.
+    rows = (f"SELECT {LINE_KIND} AS kind, amount FROM (SELECT DISTINCT _line_hash, _customer_key, _invoice_key, "
+            f"invoice_date, amount, _cancellation FROM ({valid_lines_sql(source)} AND NOT {IS_PURCHASE_OR_RETURN}) "
+            "AS v) AS d") if other_kinds else "SELECT NULL::VARCHAR AS kind, NULL::DOUBLE AS amount WHERE false"
+    others = f"""SELECT
         count(*) AS lines,
         {count("kind = 'stock_adjustment'")} AS stock_adjustment,
         {revenue("kind = 'stock_adjustment'")} AS stock_adjustment_revenue,
         {count("kind = 'other'")} AS not_purchase_or_return,
         {revenue("kind = 'other'")} AS not_purchase_or_return_revenue
     FROM ({rows}) AS o"""
-    else:
-        others = ("SELECT 0::BIGINT AS lines, 0::BIGINT AS stock_adjustment, 0.0::DOUBLE AS stock_adjustment_revenue, "
-                  "0::BIGINT AS not_purchase_or_return, 0.0::DOUBLE AS not_purchase_or_return_revenue")
     return f"""
 WITH written AS (
     SELECT
