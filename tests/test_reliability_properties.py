@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -237,3 +237,36 @@ def test_invoice_ids_lose_outer_spaces_and_cancellations_start_with_c(tmp_path_f
         con.close()
     assert [r[0] for r in rows] == [i.lstrip(" ")[:1] in ("C", "c") for i in invoices]
     assert [r[1] for r in rows] == [i.strip(" ") or None for i in invoices]  # ids without outer spaces
+
+
+@SETTINGS
+@given(rows=logs_with_repeats(), days_ago=st.lists(st.integers(0, 3), min_size=28, max_size=28),
+       returns=st.sampled_from(["net", "exclude"]), snapshot=st.sampled_from([None, date(2011, 3, 3)]))
+def test_raw_table_nets_out_duplicates_like_the_whole_line_distinct(
+        tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str, float, float, str | None]],
+        days_ago: list[int], returns: str, snapshot: date | None) -> None:
+    """The raw log's RFM table (invoices grouped as read, each group of duplicate lines' extra copies taken
+    back out) equals the table of the same log de-duplicated first by a DISTINCT over whole lines, for
+    both returns policies, with and without a snapshot; lines on a few days, so copies of a line share a
+    day and lines fall on either side of the snapshot."""
+    from rfm.data.query import RFM_COLUMNS, cleaned_lines_sql, rfm_sql
+
+    path = tmp_path_factory.mktemp("log") / "log.parquet"
+    dates = [datetime(2011, 3, 4, 10) - timedelta(days=days_ago[rows.index(r) % len(days_ago)]) for r in rows]
+    pq.write_table(pa.table({
+        "InvoiceNo": [r[0] for r in rows], "StockCode": [r[1] for r in rows], "CustomerID": [r[2] for r in rows],
+        "Quantity": [r[3] for r in rows], "UnitPrice": [r[4] for r in rows],
+        "InvoiceDate": pa.array(dates, pa.timestamp("s")), "Country": pa.array([r[5] for r in rows], pa.string()),
+    }), path)
+    columns = ", ".join(RFM_COLUMNS)
+    con = connect()
+    try:
+        view = load_source(con, [path]).view
+        raw = con.execute(f"SELECT {columns} FROM ({rfm_sql(view, snapshot=snapshot, returns=returns)})").fetchall()
+        con.execute(f"CREATE TEMP TABLE distinct_lines AS {cleaned_lines_sql(view, snapshot)}")
+        distinct = con.execute(f"SELECT {columns} FROM "
+                               f"({rfm_sql('distinct_lines', cleaned=True, snapshot=snapshot, returns=returns)})"
+                               ).fetchall()
+    finally:
+        con.close()
+    assert raw == distinct
