@@ -157,3 +157,21 @@ def test_url_parameters_are_written_as_streamlit_takes_them() -> None:
         "returns": "exclude", "segments": ["A", "B"]}
     assert source_kind("UPLOAD") == "Upload a file" and source_kind("nope") is None
     assert source_param("Local path") == "path" and source_param("whatever") == "demo"
+
+
+def test_markdown_frames_write_figures_as_the_grid_does_and_names_as_typed() -> None:
+    import pandas as pd
+
+    from rfm.dashboard.tables import markdown_frame
+
+    frame = pd.DataFrame({"segment": ["Champions", "[Win](https://x.y) **VIP** :red[a] $1$ | 2"],
+                          "customers": [1234, 5], "customer_share": [0.5, -0.00001], "revenue": [12345.6, -76.2],
+                          "recency_mean": [17.7, 3.2], "frequency_mean": [3.79, -1.26],
+                          "monetary_mean": [1237.6, None]})
+    assert markdown_frame(frame, "GBP").splitlines() == [
+        "| Segment | Customers | Customers % | Revenue | Recency, mean (days) | Orders, mean | Spend, mean |",
+        "|:---|---:|---:|---:|---:|---:|---:|",
+        "| Champions | 1,234 | 50.0% | £12,346 | 18 | 3.8 | £1,238 |",
+        # Every Markdown character escaped (no link, bold, colour directive or formula), the pipe for the table.
+        r"| \[Win\]\(https\:\/\/x\.y\) \*\*VIP\*\* \:red\[a\] \$1\$ \| 2 | 5 | 0.0% | −£76 | 3 | −1.3 | – |",
+    ]

@@ -55,6 +55,15 @@ def count(value: float | None) -> str:
     return f"{round(value):,}"
 
 
+def number(value: float | None, decimals: int = 0) -> str:
+    """A number with thousands separators and a real minus sign: "1,237", "3.8", "−2.5"."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    text = f"{abs(value):,.{decimals}f}"
+    negative = value < 0 and text.strip("0.,") != ""
+    return f"{MINUS if negative else ''}{text}"
+
+
 def date_range(first: date | None, last: date | None) -> str:
     """First and last day: "2010-12-01 to 2011-12-09" (a missing day: "–")."""
     return " to ".join(day.isoformat() if day else "–" for day in (first, last))
@@ -156,6 +165,26 @@ def kind(column: str) -> str:
     return COLUMNS.get(column, ("", "text"))[1]
 
 
+# Decimals of the number kinds when a table is written as text (what PRINTF_FORMATS writes in a grid).
+KIND_DECIMALS: dict[str, int] = {"days": 0, "orders": 0, "decimal": 1, "metric": 3}
+
+
+def cell(value: object, column_kind: str, currency: str, decimals: int | None = None) -> str:
+    """A table cell as text by its column's kind, as the grid tables show it: money ("−£76", `decimals`
+    places, 0 unless given), shares ("13.1%"), counts ("4,372"), days, orders and decimals; text as it is
+    ("–" when missing)."""
+    if column_kind == "text" or not isinstance(value, numbers.Real):
+        return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    amount = float(value)
+    if column_kind == "money":
+        return money(amount, currency, decimals or 0)
+    if column_kind == "share":
+        return percent(amount)
+    if column_kind == "count":
+        return count(amount)
+    return number(amount, KIND_DECIMALS.get(column_kind, 0) if decimals is None else decimals)
+
+
 def printf_format(column_kind: str) -> str | None:
     """The `st.column_config.NumberColumn` format of a kind of column; None for text, money and shares
     (a table shows `money`'s and `percent`'s own text instead)."""
@@ -178,6 +207,6 @@ def share_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if kind(c) == "share"]
 
 
-__all__ = ["COLUMNS", "CURRENCY_SYMBOLS", "MINUS", "PRINTF_FORMATS", "column_formats", "count", "currency_prefix",
-           "date_range", "days", "figure", "header", "kind", "money", "money_columns", "orders", "percent", "plural",
-           "printf_format", "share_columns"]
+__all__ = ["COLUMNS", "CURRENCY_SYMBOLS", "KIND_DECIMALS", "MINUS", "PRINTF_FORMATS", "cell", "column_formats",
+           "count", "currency_prefix", "date_range", "days", "figure", "header", "kind", "money", "money_columns",
+           "number", "orders", "percent", "plural", "printf_format", "share_columns"]

@@ -1,5 +1,7 @@
 """Every table of the dashboard through one function, so each shows human headers, the app's number
-format (rfm.dashboard.format) and fits the page: `table(frame, key=..., currency=...)`.
+format (rfm.dashboard.format) and fits the page: `table(frame, key=..., currency=...)`, a data grid; or,
+for a short summary read whole (the segment profiles), `markdown_frame(frame, currency)`, the same
+headers and figures as a Markdown table.
 
 Why: st.dataframe left alone shows snake_case headers, "1767.2849" and sizes columns to their
 content, so a profiles table ran wider than a 1440 px page. Here the frame's share columns are
@@ -16,6 +18,7 @@ by amount, not alphabetically.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from functools import partial
@@ -130,3 +133,31 @@ def markdown_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[o
     rule = "|" + "|".join("---:" if align == "right" else ":---" for _, align in columns) + "|"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join([head, rule, *body])
+
+
+# Every ASCII punctuation character can be escaped in Markdown; escaping them all keeps a name such as
+# "[Win](https://…)" or "**VIP**" as typed (no link, no bold, no :red[...] directive, no $…$ formula).
+# All but the pipe, which `markdown_table` escapes (a table cell is where it means something).
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{}~])")
+
+
+def markdown_text(text: str) -> str:
+    """User text (a segment name) for a Markdown cell: shown as typed, never as formatting."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+
+
+def markdown_frame(frame: pd.DataFrame, currency: str, *, decimals: Mapping[str, int] | None = None) -> str:
+    """A small frame as a Markdown table (`markdown_table`) in the app's format: human headers, numbers
+    right-aligned and written as the grid tables write them (`fmt.cell`), text escaped (`markdown_text`).
+    For summaries read whole, such as the segment profiles: its cells wrap on a phone, and the page needs
+    no data grid (whose code the browser loads and compiles on the first page that shows one)."""
+    formats = fmt.column_formats(frame.columns)
+    columns = [(label, "left" if kind == "text" else "right") for label, kind, _ in formats.values()]
+    rows = [[_markdown_cell(value, formats[column][1], currency, (decimals or {}).get(column))
+             for column, value in zip(frame.columns, row, strict=True)] for row in frame.itertuples(index=False)]
+    return markdown_table(columns, rows)
+
+
+def _markdown_cell(value: object, kind: str, currency: str, decimals: int | None) -> str:
+    text = fmt.cell(value, kind, currency, decimals)
+    return markdown_text(text) if kind == "text" else text
