@@ -62,12 +62,11 @@ if values is not None:
         centroid = None
         if ctx.model is not None and answer["cluster"] >= 0 and answer["cluster"] < ctx.model.k:
             centroid = ctx.model.clusters[answer["cluster"]].centroid
-        st.markdown(f"### :material/label: <span style='color:{color}'>{answer['segment']}</span>",
-                    unsafe_allow_html=True)
+        st.markdown(f"### :material/label: {fmt.colored(answer['segment'], color)}")
         default_name = segmentation.default_names(ctx.model).get(answer["segment"]) if ctx.model else None
         entry = segmentation.playbook_entry(answer["segment"], ctx.playbook, default_name)
-        st.write(entry.description)
-        st.markdown(f"**Recommended action:** {entry.action}")
+        st.markdown(fmt.markdown_text(entry.description))
+        st.markdown(f"**Recommended action:** {fmt.markdown_text(entry.action)}")
         if centroid:
             st.caption(f"Typical customer of this segment: last bought {fmt.days(centroid['recency'])} ago, "
                        f"{fmt.orders(centroid['frequency'])}, {fmt.money(centroid['monetary'], ctx.currency)} spent.")

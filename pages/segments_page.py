@@ -3,8 +3,6 @@ and what to do), and customers by segment. The filters live in the URL."""
 
 from __future__ import annotations
 
-from html import escape
-
 import streamlit as st
 
 from rfm.dashboard import charts, tables, urlstate
@@ -51,7 +49,7 @@ profiles.insert(1, "description", [e.description for e in entries])
 profiles.insert(2, "action", [e.action for e in entries])
 numbers = profiles.drop(columns=["description", "action"])
 # Markdown, not a data grid: a few rows read whole (cells wrap on a phone), and the page's first visit does
-# not wait for the browser to load and compile the grid's code (0.75 -> 0.58 s, median of 4).
+# not wait for the browser to load and compile the grid's code (0.75 -> 0.58-0.67 s, medians of 4 visits).
 st.markdown(tables.markdown_frame(numbers[[c for c in numbers.columns if not c.endswith("_median")]],
                                   ctx.currency))
 st.caption("Means per segment; recency in days before the snapshot, spend in " + ctx.currency + ". "
@@ -60,6 +58,6 @@ st.subheader("Playbook: what each segment is and what to do")
 # Text, not a table: advice is a sentence or two, and table cells cut it short (worse on a phone).
 for segment, entry in zip(profiles["segment"], entries, strict=True):
     color = ctx.colors.get(segment, charts.NOT_SEGMENTED_COLOR)
-    st.markdown(f"<span style='color:{color}'>■</span> **{escape(segment)}**: {escape(entry.description)}  \n"
-                f"*Recommended action:* {escape(entry.action)}", unsafe_allow_html=True)
+    st.markdown(f"{fmt.colored('■', color)} **{fmt.markdown_text(segment)}**: {fmt.markdown_text(entry.description)}"
+                f"  \n*Recommended action:* {fmt.markdown_text(entry.action)}")
 st.vega_lite_chart(spec=specs["scatter"], key="seg_scatter")

@@ -175,3 +175,11 @@ def test_markdown_frames_write_figures_as_the_grid_does_and_names_as_typed() -> 
         # Every Markdown character escaped (no link, bold, colour directive or formula), the pipe for the table.
         r"| \[Win\]\(https\:\/\/x\.y\) \*\*VIP\*\* \:red\[a\] \$1\$ \| 2 | 5 | 0.0% | −£76 | 3 | −1.3 | – |",
     ]
+
+
+def test_colored_text_uses_streamlits_directive_and_escapes_the_text() -> None:
+    from rfm.dashboard.format import colored, markdown_text
+
+    assert markdown_text("A&B <b>x</b> [y](z)") == r"A\&B \<b\>x\<\/b\> \[y\]\(z\)"
+    assert colored("VIP]{x}", "#1f77b4") == r':color[VIP\]\{x\}]{foreground="#1f77b4"}'
+    assert colored("VIP", 'red" onclick="x') == "VIP"  # not a chart colour: no directive at all

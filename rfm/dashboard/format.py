@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Iterable
 from datetime import date
 
@@ -62,6 +63,25 @@ def number(value: float | None, decimals: int = 0) -> str:
     text = f"{abs(value):,.{decimals}f}"
     negative = value < 0 and text.strip("0.,") != ""
     return f"{MINUS if negative else ''}{text}"
+
+
+# Every ASCII punctuation character can be escaped in Markdown; escaping them all keeps a name such as
+# "[Win](https://…)" or "**VIP**" as typed (no link, no bold, no :red[...] directive, no $…$ formula).
+# All but the pipe, which `rfm.dashboard.tables.markdown_table` escapes (in a table cell it means something).
+_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{}~])")
+_HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def markdown_text(text: str) -> str:
+    """User text (a segment name, a playbook entry) for st.markdown: shown as typed, never as formatting."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+
+
+def colored(text: str, color: str) -> str:
+    """`text` (escaped as `markdown_text`) in a chart colour ("#1f77b4") for st.markdown, through Streamlit's
+    own colour directive: no HTML, so the page needs no raw-HTML renderer; another colour: the text as is."""
+    escaped = markdown_text(text)
+    return f':color[{escaped}]{{foreground="{color}"}}' if _HEX_COLOR.fullmatch(color) else escaped
 
 
 def date_range(first: date | None, last: date | None) -> str:
@@ -207,6 +227,7 @@ def share_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if kind(c) == "share"]
 
 
-__all__ = ["COLUMNS", "CURRENCY_SYMBOLS", "KIND_DECIMALS", "MINUS", "PRINTF_FORMATS", "cell", "column_formats",
-           "count", "currency_prefix", "date_range", "days", "figure", "header", "kind", "money", "money_columns",
-           "number", "orders", "percent", "plural", "printf_format", "share_columns"]
+__all__ = ["COLUMNS", "CURRENCY_SYMBOLS", "KIND_DECIMALS", "MINUS", "PRINTF_FORMATS", "cell", "colored",
+           "column_formats", "count", "currency_prefix", "date_range", "days", "figure", "header", "kind",
+           "markdown_text", "money", "money_columns", "number", "orders", "percent", "plural", "printf_format",
+           "share_columns"]

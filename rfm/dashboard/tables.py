@@ -18,7 +18,6 @@ by amount, not alphabetically.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from functools import partial
@@ -135,20 +134,9 @@ def markdown_table(columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[o
     return "\n".join([head, rule, *body])
 
 
-# Every ASCII punctuation character can be escaped in Markdown; escaping them all keeps a name such as
-# "[Win](https://…)" or "**VIP**" as typed (no link, no bold, no :red[...] directive, no $…$ formula).
-# All but the pipe, which `markdown_table` escapes (a table cell is where it means something).
-_MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{}~])")
-
-
-def markdown_text(text: str) -> str:
-    """User text (a segment name) for a Markdown cell: shown as typed, never as formatting."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
-
-
 def markdown_frame(frame: pd.DataFrame, currency: str, *, decimals: Mapping[str, int] | None = None) -> str:
     """A small frame as a Markdown table (`markdown_table`) in the app's format: human headers, numbers
-    right-aligned and written as the grid tables write them (`fmt.cell`), text escaped (`markdown_text`).
+    right-aligned and written as the grid tables write them (`fmt.cell`), text escaped (`fmt.markdown_text`).
     For summaries read whole, such as the segment profiles: its cells wrap on a phone, and the page needs
     no data grid (whose code the browser loads and compiles on the first page that shows one)."""
     formats = fmt.column_formats(frame.columns)
@@ -160,4 +148,4 @@ def markdown_frame(frame: pd.DataFrame, currency: str, *, decimals: Mapping[str,
 
 def _markdown_cell(value: object, kind: str, currency: str, decimals: int | None) -> str:
     text = fmt.cell(value, kind, currency, decimals)
-    return markdown_text(text) if kind == "text" else text
+    return fmt.markdown_text(text) if kind == "text" else text
