@@ -4,7 +4,8 @@
 
 openretailscience (ibis on DuckDB) is installed into a scratch virtualenv under bench-data/, never
 into the project's. Both sides run as child processes on the same file, so wall time and peak memory
-(max RSS from wait4) are measured alike, the best of `--repeat` runs kept:
+(max RSS from wait4) are measured alike, the runs alternated (ours, the peer, ours, ...) and the best of
+`--repeat` runs of each side kept:
 - ours: `rfm table --data FILE --out T.csv` with every cleaning rule (missing ids, non-positive
   prices, cancellations and returns, exact duplicate lines);
 - the peer: its documented RFMSegmentation on the same lines with a customer id and a positive price
@@ -74,8 +75,13 @@ def main() -> int:
         ours_csv, peer_csv = Path(tmp, "ours.csv"), Path(tmp, "peer.csv")
         ours_cmd = [sys.executable, "-m", "rfm", "table", "--data", args.file, "--out", str(ours_csv)]
         peer_cmd = [str(python), "-c", PEER, args.file, str(peer_csv)]
-        ours = min(run_child(ours_cmd) for _ in range(args.repeat))
-        peer = min(run_child(peer_cmd, quiet=True) for _ in range(args.repeat))
+        # Alternated, so a machine that slows down for a while slows both sides alike.
+        ours_runs: list[tuple[float, float]] = []
+        peer_runs: list[tuple[float, float]] = []
+        for _ in range(args.repeat):
+            ours_runs.append(run_child(ours_cmd, quiet=True))
+            peer_runs.append(run_child(peer_cmd, quiet=True))
+        ours, peer = min(ours_runs), min(peer_runs)
         customers = count_rows(ours_csv), count_rows(peer_csv)
     ratio = peer[0] / ours[0]
     print(f"log: {args.file}")
@@ -83,6 +89,8 @@ def main() -> int:
           f"{customers[0]:,} customers")
     print(f"  openretailscience {args.peer_version:<8}(no dedup) : {peer[0]:6.2f} s  peak {peer[1]:6.0f} MiB  "
           f"{customers[1]:,} customers")
+    print("  every run, alternated (s): ours " + ", ".join(f"{t:.2f}" for t, _ in ours_runs)
+          + "; peer " + ", ".join(f"{t:.2f}" for t, _ in peer_runs))
     print(f"  ours vs peer: {ratio:.2f}x the speed ({'met' if ratio >= 1 else 'MISSED'}: target >= 1x); peak memory "
           f"{'met' if ours[1] < 1024 else 'MISSED'} (target < 1024 MiB)")
     figure("peer", "RFM table, raw log, every rule (whole process)", ours[0], "s", baseline=peer[0],
