@@ -32,12 +32,12 @@ def currency_prefix(currency: str) -> str:
 
 
 def money(value: float | None, currency: str, decimals: int = 0) -> str:
-    """An amount with its currency and thousands separators: "£4,541,272", "−£12.50"."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    text = f"{abs(value):,.{decimals}f}"
-    negative = value < 0 and text.strip("0.,") != ""  # never "−£0"
-    return f"{MINUS if negative else ''}{currency_prefix(currency)}{text}"
+    """An amount with its currency and thousands separators: "£4,541,272", "−£12.50" (never "−£0")."""
+    text = number(value, decimals)
+    if text == "–":
+        return text
+    sign = MINUS if text.startswith(MINUS) else ""
+    return f"{sign}{currency_prefix(currency)}{text.removeprefix(MINUS)}"
 
 
 def percent(share: float | None, decimals: int = 1) -> str:
@@ -57,7 +57,7 @@ def count(value: float | None) -> str:
 
 
 def number(value: float | None, decimals: int = 0) -> str:
-    """A number with thousands separators and a real minus sign: "1,237", "3.8", "−2.5"."""
+    """A number with thousands separators and a real minus sign: "1,237", "3.8", "−2.5" (never "−0")."""
     if value is None or not math.isfinite(value):
         return "–"
     text = f"{abs(value):,.{decimals}f}"
