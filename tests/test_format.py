@@ -173,7 +173,8 @@ def test_markdown_frames_write_figures_as_the_grid_does_and_names_as_typed() -> 
         "|:---|---:|---:|---:|---:|---:|---:|",
         "| Champions | 1,234 | 50.0% | £12,346 | 18 | 3.8 | £1,238 |",
         # Every Markdown character escaped (no link, bold, colour directive or formula), the pipe for the table.
-        r"| \[Win\]\(https\:\/\/x\.y\) \*\*VIP\*\* \:red\[a\] \$1\$ \| 2 | 5 | 0.0% | −£76 | 3 | −1.3 | – |",
+        r"| \[Win\]\(https" "\u2060" r"\:\/\/x\.y\) \*\*VIP\*\* \:red\[a\] \$1\$ \| 2 | 5 | 0.0% | −£76 | 3 | "
+        "−1.3 | – |",
     ]
 
 
@@ -183,3 +184,7 @@ def test_colored_text_uses_streamlits_directive_and_escapes_the_text() -> None:
     assert markdown_text("A&B <b>x</b> [y](z)") == r"A\&B \<b\>x\<\/b\> \[y\]\(z\)"
     assert colored("VIP]{x}", "#1f77b4") == r':color[VIP\]\{x\}]{foreground="#1f77b4"}'
     assert colored("VIP", 'red" onclick="x') == "VIP"  # not a chart colour: no directive at all
+    # Addresses stay text: a word joiner (invisible) breaks what GitHub Markdown would make a link.
+    assert markdown_text("see www.shop.com, https://x.y or a@b.co") == (
+        "see www\u2060\\.shop\\.com\\, https\u2060\\:\\/\\/x\\.y or a\\@\u2060b\\.co")
+    assert markdown_text("Champions") == "Champions"  # plain text unchanged

@@ -72,9 +72,16 @@ _MARKDOWN_PUNCTUATION = re.compile(r"([!-/:-@\[-`{}~])")
 _HEX_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
+# GitHub-flavoured Markdown turns "https://…", "www.…" and "a@b.co" into links in the text itself, escapes
+# or not: an invisible word joiner after the scheme, "www" or "@" keeps them text.
+_AUTOLINK_STARTS = re.compile(r"(?i)\b(?:https?|ftp|mailto|www)(?=[:.])|@")
+WORD_JOINER = "\u2060"
+
+
 def markdown_text(text: str) -> str:
-    """User text (a segment name, a playbook entry) for st.markdown: shown as typed, never as formatting."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
+    """User text (a segment name, a playbook entry) for st.markdown: shown as typed, never as formatting
+    or a link."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", _AUTOLINK_STARTS.sub(lambda m: m.group(0) + WORD_JOINER, text))
 
 
 def colored(text: str, color: str) -> str:
