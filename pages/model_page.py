@@ -151,7 +151,7 @@ elif ctx.model is not None and ctx.version is not None:
             try:
                 access.rename(who, ctx.store, ctx.version, {int(cluster): new_name},
                               audit_log=ctx.settings.audit_log)
-                state["flash"] = f"Renamed cluster {cluster} to {' '.join(new_name.split())!r}."
+                state["flash"] = f"Renamed cluster {cluster} to {fmt.markdown_text(repr(' '.join(new_name.split())))}."
                 st.rerun()
             except RfmError as exc:
                 st.error(f"Not renamed: {exc}")
