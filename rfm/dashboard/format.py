@@ -44,9 +44,7 @@ def percent(share: float | None, decimals: int = 1) -> str:
     """A share (0.1305) as a percentage with one decimal: "13.1%"; never "−0.0%"."""
     if share is None or not math.isfinite(share):
         return "–"
-    text = f"{abs(share) * 100:.{decimals}f}"
-    negative = share < 0 and text.strip("0.") != ""
-    return f"{MINUS if negative else ''}{text}%"
+    return _signed(share * 100, f".{decimals}f") + "%"
 
 
 def count(value: float | None) -> str:
@@ -60,9 +58,14 @@ def number(value: float | None, decimals: int = 0) -> str:
     """A number with thousands separators and a real minus sign: "1,237", "3.8", "−2.5" (never "−0")."""
     if value is None or not math.isfinite(value):
         return "–"
-    text = f"{abs(value):,.{decimals}f}"
-    negative = value < 0 and text.strip("0.,") != ""
-    return f"{MINUS if negative else ''}{text}"
+    return _signed(value, f",.{decimals}f")
+
+
+def _signed(value: float, spec: str) -> str:
+    """`value`'s size written by the format `spec`, after a real minus sign when it is negative and does
+    not round to zero (never "−0", "−0.0%")."""
+    digits = format(abs(value), spec)
+    return f"{MINUS if value < 0 and digits.strip('0.,') else ''}{digits}"
 
 
 # Every ASCII punctuation character can be escaped in Markdown; escaping them all keeps a name such as
