@@ -361,3 +361,42 @@ def test_the_ingested_file_is_sorted_by_date_with_the_customer_as_text(tmp_path)
     assert written["invoice_date"].is_monotonic_increasing and not pd.Series(
         pd.to_datetime([r[4] for r in rows])).is_monotonic_increasing
     assert set(written["customer_id"]) == {"10", "11", "12", "13"}
+
+
+def test_an_ingested_log_whose_lines_come_by_invoice_keeps_its_order(tmp_path):
+    """Invoices of several lines, each invoice's lines together, dated out of order: written as they came
+    (sorting 100 million lines was half of `rfm ingest`), the lines that had copies last."""
+    from rfm.data.ingest import ingest
+
+    rows = [line(str(300 + i), 1 + j, f"2011-0{1 + (5 * i) % 9}-15 10:00", 2.0, 20 + i % 3, stock=f"S{j}")
+            for i in range(30) for j in range(3)]
+    path = write_log(tmp_path / "log.csv", [*rows, rows[10]])  # the 4th invoice's 2nd line twice
+    ingest([path], tmp_path / "cleaned.parquet")
+    written = pd.read_parquet(tmp_path / "cleaned.parquet")
+    assert not written["invoice_date"].is_monotonic_increasing
+    assert written["invoice_id"].tolist() == [r[0] for r in rows if r is not rows[10]] + [rows[10][0]]
+    assert written["quantity"].tolist()[-1] == rows[10][3]
+
+
+def test_the_real_log_is_seen_in_invoice_order_and_a_shuffled_copy_is_not(tmp_path, online_retail_parquet):
+    """Online Retail comes by invoice (its file is written as it came); the same lines shuffled do not
+    (sorted by date)."""
+    from rfm.data.ingest import log_in_invoice_order
+    from rfm.data.sources import opened_source
+
+    shuffled = tmp_path / "shuffled.parquet"
+    pd.read_parquet(online_retail_parquet).sample(frac=1.0, random_state=3).to_parquet(shuffled)
+    seen = {}
+    for name, path in (("log", online_retail_parquet), ("shuffled", shuffled)):
+        with opened_source([path]) as (con, source):
+            seen[name] = log_in_invoice_order(con, source)
+    assert seen == {"log": True, "shuffled": False}
+
+
+def test_grouped_by_invoice_wants_evidence():
+    from rfm.data.ingest import grouped_by_invoice
+
+    assert grouped_by_invoice([7, 7, 7, 3, 3, 9, 9, 9, 9, 4])  # runs of one invoice each
+    assert not grouped_by_invoice([7, 3, 7, 3, 9, 9, 4, 4, 7, 3])  # invoices come back
+    assert not grouped_by_invoice([1, 2, 3, 4, 5])  # one-line invoices: no evidence
+    assert not grouped_by_invoice([])

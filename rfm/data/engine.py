@@ -14,7 +14,8 @@ timeline's per-day pass 2.13 s -> 1.55 s, less memory (0.59 -> 0.45 GiB); the cl
 at 10 million lines, `rfm ingest`'s copy are unchanged. Not with a memory limit: each thread's share
 of it shrinks, and at 100 million lines under 3 GB the query spilled more (25-27 s -> 28-35 s). Not on
 1 core: 3 threads there took 4.8 s against 3.9 s for one. Not for `rfm ingest`'s sorted copy
-(`own_threads`): at 100 million lines it took 107 s with 3 threads against 73 s with 2. But for its
+(`own_threads`): at 100 million lines it took 107 s with 3 threads against 73 s with 2; in the log's
+own order 26.0-28.7 s against 24.6-24.8 s (the copy alone, under 3 GB). But for its
 narrow pass over the repeated line keys (`partitioned_aggregation`), even under 3 GB: 100 million lines
 10.5-10.8 s with 2 threads, 8.1-8.5 s with 3 (alternating).
 """
