@@ -95,7 +95,7 @@ def ingest(
         # other log sorted by date (not by date and customer: a shorter sort key). A shuffled log of 10
         # million lines written as it came was 2.3 times the size of the sorted file; on a 100-million-line
         # log in invoice order, under 3 GB, the sort was 25 s of 55 s and made `rfm table` on the file no
-        # faster. There, the lines that had exact copies come last, in no particular order.
+        # faster. Written in the log's order, the lines that had exact copies come last, in no particular order.
         in_order = log_in_invoice_order(con, source)
         with cleaned_log(con, source) as cleaned:
             copy_to(con, cleaned.sql if in_order else cleaned.by_date, target, make_parents=True,
