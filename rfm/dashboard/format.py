@@ -33,18 +33,12 @@ def currency_prefix(currency: str) -> str:
 
 def money(value: float | None, currency: str, decimals: int = 0) -> str:
     """An amount with its currency and thousands separators: "£4,541,272", "−£12.50" (never "−£0")."""
-    text = number(value, decimals)
-    if text == "–":
-        return text
-    sign = MINUS if text.startswith(MINUS) else ""
-    return f"{sign}{currency_prefix(currency)}{text.removeprefix(MINUS)}"
+    return _signed(value, f",.{decimals}f", prefix=currency_prefix(currency))
 
 
 def percent(share: float | None, decimals: int = 1) -> str:
     """A share (0.1305) as a percentage with one decimal: "13.1%"; never "−0.0%"."""
-    if share is None or not math.isfinite(share):
-        return "–"
-    return _signed(share * 100, f".{decimals}f") + "%"
+    return _signed(None if share is None else share * 100, f".{decimals}f", suffix="%")
 
 
 def count(value: float | None) -> str:
@@ -56,16 +50,16 @@ def count(value: float | None) -> str:
 
 def number(value: float | None, decimals: int = 0) -> str:
     """A number with thousands separators and a real minus sign: "1,237", "3.8", "−2.5" (never "−0")."""
-    if value is None or not math.isfinite(value):
-        return "–"
     return _signed(value, f",.{decimals}f")
 
 
-def _signed(value: float, spec: str) -> str:
-    """`value`'s size written by the format `spec`, after a real minus sign when it is negative and does
-    not round to zero (never "−0", "−0.0%")."""
+def _signed(value: float | None, spec: str, *, prefix: str = "", suffix: str = "") -> str:
+    """`value`'s size written by the format `spec` between `prefix` and `suffix`, after a real minus sign
+    when it is negative and does not round to zero (never "−0", "−£0", "−0.0%"); "–" when missing."""
+    if value is None or not math.isfinite(value):
+        return "–"
     digits = format(abs(value), spec)
-    return f"{MINUS if value < 0 and digits.strip('0.,') else ''}{digits}"
+    return f"{MINUS if value < 0 and digits.strip('0.,') else ''}{prefix}{digits}{suffix}"
 
 
 # Every ASCII punctuation character can be escaped in Markdown; escaping them all keeps a name such as
