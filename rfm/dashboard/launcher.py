@@ -3,8 +3,9 @@
 A plain `streamlit run streamlit_app.py` imports the libraries and computes the RFM table while its
 first visitor waits. This launcher wraps the same app (streamlit_app.py, unchanged) in an `st.App`
 whose lifespan does that work first (`rfm.dashboard.state.warm_caches`), before the server accepts a
-connection, so the first visitor is served like every later one. Command-line options are the
-usual `streamlit run` ones (`--server.port 8600`, ...).
+connection, so the first visitor is served like every later one; then it freezes what the warm-up
+left out of Python's garbage collection (see `warm_start`). Command-line options are the usual
+`streamlit run` ones (`--server.port 8600`, ...).
 
 Without sign-in configured ([auth] in the secrets file Streamlit reads) the lifespan refuses to serve
 on anything but a loopback address (`rfm dashboard` passes --server.address 127.0.0.1 and checks too).
