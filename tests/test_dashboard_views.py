@@ -194,6 +194,12 @@ def test_pareto_marks_the_top20_share(demo_table: pd.DataFrame) -> None:
     curve = pd.DataFrame(spec["datasets"]["curve"])  # from (0, 0) to (1, 1), never falling
     assert curve.iloc[0].tolist() == [0.0, 0.0] and curve.iloc[-1].tolist() == pytest.approx([1.0, 1.0])
     assert curve["revenue"].is_monotonic_increasing and curve["customers"].is_monotonic_increasing
+    # The hover points: on the curve, one per whole percentage of customers, each tooltip naming its own.
+    hover = pd.DataFrame(spec["datasets"]["hover"])
+    assert len(hover) == 101 and hover["tip"].is_unique
+    on_curve = hover.merge(curve, on=["customers", "revenue"])
+    assert len(on_curve) == len(hover)
+    assert hover["tip"].iloc[3] == f"top 3% of customers: {hover['revenue'].iloc[3]:.1%} of revenue"
     alt.LayerChart.from_dict(spec)  # a valid Vega-Lite spec (validated against the schema)
 
 
