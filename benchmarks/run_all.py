@@ -133,6 +133,7 @@ def machine() -> str:
 
 
 PROBE = "s = 0\nfor i in range(30_000_000):\n    s += i"
+QUIET_PROBE = "the development machine: 1.45 s in its quiet hours"  # what `cpu_probe` took there
 
 
 def cpu_probe() -> float:
@@ -157,7 +158,7 @@ def write_report(out: Path, rows: list[dict[str, object]], statuses: dict[str, s
         f"load average at the start {load[0]:.2f}. Every baseline was measured in the same run, on the same "
         "machine, as its own process; each benchmark's docstring says how. "
         f"Machine speed (a pure-Python loop of 30 million additions, best of 3): {probes[0]:.2f} s before the "
-        f"run, {probes[1]:.2f} s after it (the development machine: 1.45 s in its quiet hours).",
+        f"run, {probes[1]:.2f} s after it ({QUIET_PROBE}).",
         "",
         *table(rows),
         "",
@@ -178,8 +179,7 @@ def main() -> int:
     started = dt.datetime.now(dt.UTC)
     load = os.getloadavg()
     before = cpu_probe()
-    print(f"machine speed: {before:.2f} s for the probe loop (the development machine: 1.45 s in its quiet "
-          "hours)", flush=True)
+    print(f"machine speed: {before:.2f} s for the probe loop ({QUIET_PROBE})", flush=True)
     ensure_demo()
     runs = plan()
     if args.only:
