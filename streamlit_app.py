@@ -15,9 +15,10 @@ from __future__ import annotations
 import streamlit as st
 
 from rfm.dashboard import auth, urlstate
+from rfm.dashboard.favicon import FAVICON_SVG
 from rfm.dashboard.sidebar import render_pending, render_sidebar
 
-st.set_page_config(page_title="RFM segments", page_icon=":material/donut_small:", layout="wide")
+st.set_page_config(page_title="RFM segments", page_icon=FAVICON_SVG, layout="wide")
 
 OVERVIEW = st.Page("pages/overview_page.py", url_path="overview", title="Overview", icon=":material/dashboard:")
 

@@ -399,6 +399,30 @@ def _no_horizontal_overflow(tab) -> None:  # type: ignore[no-untyped-def]
     assert overflow <= 1, f"the page is {overflow} px wider than the window"
 
 
+def test_pages_request_nothing_from_another_host(browser, server) -> None:  # type: ignore[no-untyped-def]
+    """Offline or behind a locked-down proxy the dashboard works the same: every request of a visit to
+    each page (scripts, fonts, icons, the tab's icon included) goes to the dashboard's own server."""
+    from urllib.parse import urlparse
+
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    hosts: list[str] = []
+    context.on("request", lambda request: hosts.append(urlparse(request.url).netloc or request.url[:40]))
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    try:
+        tab.goto(server["url"])
+        for title in PAGES:
+            goto(tab, title)
+            _draw_every_chart(tab, title)
+        own = urlparse(server["url"]).netloc
+        assert hosts, "no request was seen"
+        assert {host for host in hosts if host != own and not host.startswith("data:")} == set()
+        icon = tab.locator("link[rel='shortcut icon']").get_attribute("href") or ""
+        assert icon.startswith("data:image/svg+xml"), icon[:80]
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("path", ["overview", "segments", "model", "score", "export"])
 def test_deep_links_open_every_page(browser, server, path: str) -> None:  # type: ignore[no-untyped-def]
     context, tab = _open(browser, f"{server['url']}/{path}")

@@ -1,0 +1,20 @@
+"""The dashboard's browser-tab icon: a small segment donut as inline SVG.
+
+Streamlit turns a `:material/...:` page icon into a link to fonts.gstatic.com, so every page load asked
+Google for the icon; offline or behind a locked-down proxy that request failed (three tries per load)
+and the tab fell back to Streamlit's logo. An SVG string becomes a data: URL in the page itself, so the
+dashboard makes no request to another host.
+"""
+
+from __future__ import annotations
+
+# A ring (r = 11, circumference 69.1) in three arcs with small gaps, starting at twelve o'clock, in the
+# Champions, Loyal Customers and At-Risk colours of the charts (rfm.dashboard.charts).
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    '<g fill="none" stroke-width="6" transform="rotate(-90 16 16)">'
+    '<circle cx="16" cy="16" r="11" stroke="#2a9d8f" stroke-dasharray="26.1 69.1"/>'
+    '<circle cx="16" cy="16" r="11" stroke="#3d6fb6" stroke-dasharray="22.7 69.1" stroke-dashoffset="-27.6"/>'
+    '<circle cx="16" cy="16" r="11" stroke="#e9a23b" stroke-dasharray="15.8 69.1" stroke-dashoffset="-51.8"/>'
+    "</g></svg>"
+)
