@@ -411,7 +411,7 @@ def test_pages_request_nothing_from_another_host(browser, server) -> None:  # ty
     tab.set_default_timeout(60_000)
     try:
         tab.goto(server["url"])
-        for title in PAGES:
+        for title in (*PAGES, "Over time"):
             goto(tab, title)
             _draw_every_chart(tab, title)
         own = urlparse(server["url"]).netloc
