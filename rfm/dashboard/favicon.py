@@ -2,7 +2,7 @@
 
 Streamlit turns a `:material/...:` page icon into a link to fonts.gstatic.com, so every page load asked
 Google for the icon; offline or behind a locked-down proxy that request failed (three tries per load)
-and the tab fell back to Streamlit's logo. An SVG string becomes a data: URL in the page itself, so the
+and the tab had no icon. An SVG string becomes a data: URL in the page itself, so the
 dashboard makes no request to another host.
 """
 
