@@ -8,13 +8,17 @@ dashboard makes no request to another host.
 
 from __future__ import annotations
 
+from rfm.dashboard.charts import NAME_COLORS
+
 # A ring (r = 11, circumference 69.1) in three arcs with small gaps, starting at twelve o'clock, in the
-# Champions, Loyal Customers and At-Risk colours of the charts (rfm.dashboard.charts).
+# Champions, Loyal Customers and At-Risk colours of the charts.
 FAVICON_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
     '<g fill="none" stroke-width="6" transform="rotate(-90 16 16)">'
-    '<circle cx="16" cy="16" r="11" stroke="#2a9d8f" stroke-dasharray="26.1 69.1"/>'
-    '<circle cx="16" cy="16" r="11" stroke="#3d6fb6" stroke-dasharray="22.7 69.1" stroke-dashoffset="-27.6"/>'
-    '<circle cx="16" cy="16" r="11" stroke="#e9a23b" stroke-dasharray="15.8 69.1" stroke-dashoffset="-51.8"/>'
+    f'<circle cx="16" cy="16" r="11" stroke="{NAME_COLORS["champions"]}" stroke-dasharray="26.1 69.1"/>'
+    f'<circle cx="16" cy="16" r="11" stroke="{NAME_COLORS["loyal"]}" stroke-dasharray="22.7 69.1" '
+    'stroke-dashoffset="-27.6"/>'
+    f'<circle cx="16" cy="16" r="11" stroke="{NAME_COLORS["atrisk"]}" stroke-dasharray="15.8 69.1" '
+    'stroke-dashoffset="-51.8"/>'
     "</g></svg>"
 )
