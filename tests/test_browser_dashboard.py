@@ -488,7 +488,7 @@ def test_mapping_step_is_in_the_main_area(page, server, tmp_path) -> None:  # ty
     wait_idle(page)
     main = page.locator("[data-testid=stMain]")
     assert "laden-export.csv" in main.inner_text()
-    assert page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").count() == 1  # only the model's
+    assert page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]").count() == 0  # all in the page
     selects = main.locator("[data-testid=stSelectbox]")
     assert selects.count() == 7
     width = selects.first.bounding_box()["width"]
@@ -561,19 +561,24 @@ def test_after_promoting_the_selector_says_promoted(page, server) -> None:  # ty
         others = [v for v in store.list_versions() if v != store.current_version()]
     target = others[-1]
     goto(page, "Model")
-    selector = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
-    choose(page, selector.get_by_role("combobox"), target)
+    button = page.locator("[data-testid=stSidebar] [data-testid=stPopoverButton]").locator("visible=true")
+    label = button.locator("[data-testid=stMarkdownContainer]")  # the button's text, without its icon
+    assert label.inner_text() != target
+    button.click()
+    page.locator("[data-testid=stPopoverBody]").get_by_text(target, exact=True).click()
     settle(page)
+    assert active_version(page) == target
+    page.keyboard.press("Escape")
     page.get_by_role("button", name=f"Promote {target}").click()
     page.get_by_text(f"Promoted {target}.").wait_for()
     settle(page)
     assert store.current_version() == target
-    assert selector.get_by_role("combobox").input_value() == f"{target} (promoted)"
-    selector.get_by_role("combobox").click()
-    options = page.get_by_role("option").all_inner_texts()
+    assert label.inner_text() == f"{target} (promoted)"
+    button.click()
+    options = page.locator("[data-testid=stPopoverBody] [data-testid=stRadio] label").all_inner_texts()
+    page.screenshot(path=str(ARTIFACTS / "model-after-promote-1440.png"))
     page.keyboard.press("Escape")
     assert [o for o in options if "(promoted)" in o] == [f"{target} (promoted)"], options
-    page.screenshot(path=str(ARTIFACTS / "model-after-promote-1440.png"))
 
 
 def _load_local_path(page, text: str) -> None:  # type: ignore[no-untyped-def]

@@ -80,7 +80,17 @@ def _markdown_column(at: AppTest, header: str, column: str) -> list[str]:
 
 def _version_selector(at: AppTest):  # type: ignore[no-untyped-def]
     """The sidebar's model version selector (its key names the promoted version, so found by label)."""
-    return next(s for s in at.sidebar.selectbox if s.label == "Active model version")
+    return next(s for s in at.sidebar.radio if s.label == "Active model version")
+
+
+def _version_button(at: AppTest) -> str:
+    """The label of the sidebar's model popover: the button that shows the active version."""
+    def blocks(node):  # type: ignore[no-untyped-def]
+        yield node
+        for child in getattr(node, "children", {}).values():
+            yield from blocks(child)
+    return next(b.proto.popover.label for b in blocks(at.sidebar)
+                if getattr(b, "proto", None) is not None and b.type == "popover")
 
 
 def _metric(at: AppTest, label: str) -> str:
@@ -688,10 +698,12 @@ def test_promoting_shows_promoted_in_the_version_selector(app: AppTest, models: 
     assert models.current_version() == new
     assert f"{new} (promoted)" in selector.options
     assert sum("(promoted)" in o for o in selector.options) == 1
+    assert _version_button(app) == f"{new} (promoted)"
     old = next(v for v in models.list_versions() if v != new)
     _version_selector(app).set_value(old).run()  # picking a version in the selector makes it the active one
     _ok(app)
     assert f"model **{old}**" in app.caption[0].value and app.session_state["model_version"] == old
+    assert _version_button(app) == old  # the button names the active version, not the promoted one
 
 
 def test_athena_button_with_empty_fields_says_what_is_missing(app: AppTest) -> None:
