@@ -57,6 +57,17 @@ def test_save_load_promote_round_trip(store: ModelStore, table: pd.DataFrame) ->
     assert store.load(second).k == 4
 
 
+def test_versions_saved_in_the_same_second_list_in_saving_order(store: ModelStore, table: pd.DataFrame,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    model = train_model(table, 3)
+    monkeypatch.setattr(store_module, "_new_version_name", lambda k: f"20261201-120000-k{k}")
+    names = [store.save(model) for _ in range(12)]
+    assert names[:3] == ["20261201-120000-k3", "20261201-120000-k3-2", "20261201-120000-k3-3"]
+    assert store.list_versions() == names  # "-10" after "-9", not before "-2"
+    store.save(model, version="20261201-120001-k3")
+    assert store.list_versions()[-1] == "20261201-120001-k3"
+
+
 def test_rename_is_stored_and_keeps_the_hash(store: ModelStore, table: pd.DataFrame) -> None:
     version = store.save(train_model(table, 3))
     digest = sha256_file(store.root / version / "model.skops")

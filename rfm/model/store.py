@@ -241,8 +241,9 @@ class ModelStore:
             return []
         try:
             return sorted(
-                p.name for p in self.root.iterdir()
-                if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
+                (p.name for p in self.root.iterdir()
+                 if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()),
+                key=_version_order,
             )
         except OSError as exc:
             raise ModelError(f"{self.root}: the models folder cannot be read "
@@ -584,6 +585,13 @@ def _exchange(a: Path, b: Path) -> bool:
     if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
         return False
     raise OSError(code, os.strerror(code), str(b))
+
+
+def _version_order(name: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key: digit runs compare as numbers, so a save in the same second as nine others
+    ("...-k4-10", the tenth) comes after "...-k4-9", not before "...-k4-2"."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", name) if part)
 
 
 def _new_version_name(k: int) -> str:
