@@ -85,12 +85,8 @@ def _version_selector(at: AppTest):  # type: ignore[no-untyped-def]
 
 def _version_button(at: AppTest) -> str:
     """The label of the sidebar's model popover: the button that shows the active version."""
-    def blocks(node):  # type: ignore[no-untyped-def]
-        yield node
-        for child in getattr(node, "children", {}).values():
-            yield from blocks(child)
-    return next(b.proto.popover.label for b in blocks(at.sidebar)
-                if getattr(b, "proto", None) is not None and b.type == "popover")
+    (popover,) = at.sidebar.get("popover")
+    return str(popover.proto.popover.label)
 
 
 def _metric(at: AppTest, label: str) -> str:
