@@ -32,13 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(1, str(REPO))
 
-from dashboard import ARGS, CHROMIUM, READY, start  # noqa: E402 - benchmarks/ may not be the script's folder
+from dashboard import ARGS, CHROMIUM, idle, overview_drawn_for, start  # noqa: E402 - benchmarks/ may not be the script's folder
 from figures import figure  # noqa: E402
 
 # The browser tests' own steps for what is not timed: waiting out a rerun, choosing in a selectbox
-# (reopened when a rerun redraws it). The timed waits below have no settling pause.
-from tests.test_browser_dashboard import _SCRIPT_STATE as SCRIPT_STATE  # noqa: E402
-from tests.test_browser_dashboard import HEADER, choose, settle  # noqa: E402
+# (reopened when a rerun redraws it). The timed waits (dashboard.overview_drawn_for) have no settling pause.
+from tests.test_browser_dashboard import choose, settle  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "online_retail"
 DEFAULT_CSV = SHARED / "online_retail.csv.gz"
@@ -62,21 +61,6 @@ def make_workbook(parquet: Path) -> Path:
     pd.read_parquet(parquet).rename(columns=RENAMED).to_excel(tmp, index=False, engine="openpyxl")
     tmp.replace(WORKBOOK)
     return WORKBOOK
-
-
-def idle(page) -> None:  # type: ignore[no-untyped-def]
-    """Until the script run has ended (the tests' `wait_idle` without its settling pause)."""
-    page.wait_for_function(f"() => {{ const s = {SCRIPT_STATE}; return s && s !== 'running' && s !== 'rerunRequested'"
-                           " && !document.querySelector('[data-testid=stSkeleton]'); }", timeout=120_000)
-
-
-def overview_drawn_for(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """The Overview shows `name`'s data: its header names the file, its charts are drawn, the run is over."""
-    page.locator("h1", has_text="Overview").wait_for(timeout=120_000)
-    page.locator(HEADER, has_text=name).wait_for(timeout=120_000)
-    selector, count = READY["Overview"]
-    page.locator(selector).nth(count - 1).wait_for(timeout=120_000)
-    idle(page)
 
 
 def new_session(browser, url: str):  # type: ignore[no-untyped-def]
