@@ -105,11 +105,10 @@ def wait_drawn(page, title: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def idle(page) -> None:  # type: ignore[no-untyped-def]
-    """Until the script run has ended (the browser tests' `wait_idle` without its settling pause)."""
-    from tests.test_browser_dashboard import _SCRIPT_STATE
+    """Until the script run has ended: the browser tests' `wait_idle` without its settling pause."""
+    from tests.test_browser_dashboard import wait_idle
 
-    page.wait_for_function(f"() => {{ const s = {_SCRIPT_STATE}; return s && s !== 'running' && s !== 'rerunRequested'"
-                           " && !document.querySelector('[data-testid=stSkeleton]'); }", timeout=120_000)
+    wait_idle(page, settle_ms=0, timeout_ms=120_000)
 
 
 def overview_drawn_for(page, name: str) -> None:  # type: ignore[no-untyped-def]

@@ -124,13 +124,15 @@ def page(browser, server):  # type: ignore[no-untyped-def]
 _SCRIPT_STATE = "document.querySelector('[data-testid=stApp]')?.getAttribute('data-test-script-state')"
 
 
-def wait_idle(page) -> None:  # type: ignore[no-untyped-def]
+def wait_idle(page, settle_ms: int = 300, timeout_ms: int = 60_000) -> None:  # type: ignore[no-untyped-def]
     """Until the script run has finished: the app's script state (as Streamlit's own end-to-end tests
-    read it) is not running, and no skeleton placeholder is left."""
+    read it) is not running, and no skeleton placeholder is left; then `settle_ms` more (the benchmarks,
+    which time this wait, pass 0)."""
     page.wait_for_function(
         f"() => {{ const s = {_SCRIPT_STATE}; return s && s !== 'running' && s !== 'rerunRequested'"
-        " && !document.querySelector('[data-testid=stSkeleton]'); }", timeout=60_000)
-    page.wait_for_timeout(300)
+        " && !document.querySelector('[data-testid=stSkeleton]'); }", timeout=timeout_ms)
+    if settle_ms:
+        page.wait_for_timeout(settle_ms)
 
 
 def settle(page) -> None:  # type: ignore[no-untyped-def]
